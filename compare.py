@@ -1,0 +1,4 @@
+from transferlab.cli import compare
+
+if __name__ == "__main__":
+    compare()

@@ -1,0 +1,136 @@
+"""Hydra entry points behind train.py, eval.py and compare.py.
+
+Only hydra and omegaconf are imported at start-up: the config is checked before torch
+loads, so a typo costs a second, not a traceback after a model download.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from transferlab import config
+from transferlab.errors import UserError
+
+log = logging.getLogger("transferlab")
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+# One id per process: two runs started in the same second still get distinct folders.
+_RUN_ID = secrets.token_hex(3)
+
+
+def _job_dirname(num: int, overrides: str) -> str:
+    """`<job number>_<overrides>` made safe as one folder name (no slashes, bounded length)."""
+    readable = re.sub(r"[^\w=,.+\-]", "_", overrides)[:80]
+    return f"{num}_{readable}" if readable else str(num)
+
+
+OmegaConf.register_new_resolver("tl.run_id", lambda: _RUN_ID, replace=True)
+OmegaConf.register_new_resolver("tl.job_dir", _job_dirname, replace=True)
+# ${tl.if:cond,a,b}: lets a data option pick a size by whether the model is pretrained.
+OmegaConf.register_new_resolver("tl.if", lambda cond, a, b: a if cond else b, replace=True)
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+
+
+def _save_config_tree(cfg: DictConfig, output_dir: Path) -> None:
+    """Print the composed config as a rich tree and keep a copy in the run folder."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    for key, value in cfg.items():
+        text = (
+            OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        )
+        tree.add(str(key)).add(Syntax(text, "yaml"))
+    Console().print(tree)
+    with open(output_dir / "config_tree.log", "w") as f:
+        Console(file=f, width=120).print(tree)
+
+
+def _run(cfg: DictConfig, validate: Callable, task: str):
+    """Validate, run the pipeline, and always leave a summary.json saying how it ended."""
+    hc = HydraConfig.get()
+    output_dir = Path(hc.runtime.output_dir)
+    overrides = list(hc.overrides.task)
+    try:
+        validate(cfg)
+    except UserError as err:
+        return _fail(err, output_dir, overrides, hc.mode)
+    extras = cfg.get("extras") or {}
+    if extras.get("ignore_warnings"):
+        import warnings
+
+        warnings.filterwarnings("ignore")
+    if extras.get("print_config") and _rank() == 0:
+        _save_config_tree(cfg, output_dir)
+
+    from transferlab import pipeline
+    from transferlab.report.summary import write_summary
+
+    try:
+        result = pipeline.run_timed(getattr(pipeline, task), cfg, output_dir)
+    except UserError as err:
+        return _fail(err, output_dir, overrides, hc.mode)
+    except BaseException as err:
+        if _rank() == 0:
+            write_summary(
+                output_dir,
+                status="failed",
+                error=f"{type(err).__name__}: {err}",
+                overrides=overrides,
+                task=task,
+            )
+        raise
+    if _rank() == 0:
+        write_summary(output_dir, status="completed", overrides=overrides, task=task, **result)
+    metrics = result["metrics"]
+    for key in ("test/acc", "test/loss", "val/acc_best"):
+        if key in metrics:
+            log.info("%s = %.4f", key, metrics[key])
+    return metrics.get(cfg.get("optimized_metric") or "", None)
+
+
+def _fail(err: UserError, output_dir: Path, overrides: list[str], mode: RunMode):
+    from transferlab.report.summary import write_summary
+
+    if _rank() == 0:
+        write_summary(output_dir, status="failed", error=str(err), overrides=overrides)
+    if mode == RunMode.MULTIRUN:
+        raise err  # the sweep records this job as failed and goes on
+    print(f"\nError: {err}\n", file=sys.stderr)
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise err
+    sys.exit(err.exit_code)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def train(cfg: DictConfig):
+    """python train.py [overrides]: fit, test, and write the run folder."""
+    return _run(cfg, config.validate_train, "train")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
+def evaluate(cfg: DictConfig):
+    """python eval.py ckpt_path=<run>/checkpoints/best.ckpt [data=...]"""
+    return _run(cfg, config.validate_eval, "evaluate")
+
+
+def compare() -> None:
+    """python compare.py [folder]: the comparison report (arrives with the sweeps issue)."""
+    print("no runs yet: compare.py reports sweeps once the comparison report lands")

@@ -1,0 +1,1 @@
+"""Freeze policies, discriminative learning rates and unfreeze schedules."""

@@ -1,0 +1,75 @@
+"""Freeze policies: which layer groups train, the same meaning for every backbone."""
+
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+from transferlab.errors import UserError
+from transferlab.models.classifier import Classifier, LayerGroup
+
+log = logging.getLogger("transferlab")
+
+MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual")
+
+
+def trainable_groups(mode: str, n_groups: int, unfreeze: int | None) -> int:
+    """How many of the last backbone groups train at the start of a run."""
+    if mode in ("scratch", "finetune"):
+        return n_groups
+    if mode in ("feature_extract", "gradual"):
+        return 0
+    if mode == "partial":
+        return check_unfreeze(unfreeze, n_groups)
+    raise UserError(f"Unknown mode {mode!r}. Choose one of {MODES}, e.g. mode=finetune.")
+
+
+def check_unfreeze(unfreeze: int | None, n_groups: int, names: list[str] | None = None) -> int:
+    if unfreeze is None or not 0 <= int(unfreeze) <= n_groups:
+        listed = f": {', '.join(names)}" if names else ""
+        raise UserError(
+            f"model.unfreeze={unfreeze} is out of range: this backbone has {n_groups} layer "
+            f"groups{listed}. Choose 0 (head only) to {n_groups} (everything), "
+            f"e.g. model.unfreeze={min(2, n_groups)}."
+        )
+    return int(unfreeze)
+
+
+def set_trainable(net: Classifier, k: int) -> None:
+    """Train the head and the last `k` backbone groups; freeze the rest."""
+    names = [g.name for g in net.groups]
+    k = check_unfreeze(k, len(net.groups), names)
+    trainable = {p for g in net.groups[len(net.groups) - k :] for p in g.param_names}
+    for name, param in net.named_parameters():
+        param.requires_grad_(name.startswith("head.") or name in trainable)
+
+
+def eval_frozen_modules(net: nn.Module) -> None:
+    """Put every module whose parameters are all frozen in eval mode.
+
+    `model.train()` flips BatchNorm back to batch statistics and dropout back on, so a
+    "frozen" backbone would still drift; call this after every `.train()`.
+    """
+    for module in net.modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+
+
+def group_table(net: Classifier) -> list[tuple[str, int, bool]]:
+    """(group name, parameter count, trainable) for each backbone group, then the head."""
+    params = dict(net.named_parameters())
+    rows: list[tuple[str, int, bool]] = []
+    groups = [*net.groups, LayerGroup("head", [n for n in params if n.startswith("head.")])]
+    for g in groups:
+        count = sum(params[n].numel() for n in g.param_names)
+        rows.append((g.name, count, any(params[n].requires_grad for n in g.param_names)))
+    return rows
+
+
+def log_group_table(net: Classifier) -> None:
+    lines = [f"{'group':<24}{'params':>12}  state"]
+    for name, count, trainable in group_table(net):
+        lines.append(f"{name:<24}{count:>12,}  {'trainable' if trainable else 'frozen'}")
+    log.info("Layer groups (input to output):\n%s", "\n".join(lines))

@@ -1,0 +1,296 @@
+"""Pretrained backbones from timm and torchvision behind the uniform `Classifier` interface.
+
+Both builders return a Classifier whose backbone yields pooled features, whose head is
+new (`build_head`), whose layer groups run input -> output over every backbone parameter,
+and whose `data_config` is the preprocessing the weights were trained with.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import timm
+import torchvision
+from timm.models import group_parameters
+from torch import nn
+
+from transferlab.errors import UserError
+from transferlab.models import lite0
+from transferlab.models.classifier import Classifier, LayerGroup, build_head
+from transferlab.models.weights import (
+    download_failed,
+    load_native_weights,
+    read_state_dict,
+    timm_pretrained_overlay,
+    torchvision_pretrained_state_dict,
+)
+
+# Our config name for Lite0 with the packaged (offline) ImageNet weights.
+LITE0_NAME = "efficientnet_lite0"
+TORCHVISION_NAMES = (
+    "alexnet",
+    *(f"vgg{depth}{bn}" for depth in (11, 13, 16, 19) for bn in ("", "_bn")),
+)
+
+
+def timm_classifier(
+    *,
+    name: str,
+    num_classes: int,
+    in_chans: int,
+    image_size: int | None,
+    head: Mapping,
+    pretrained: bool,
+    weights: str | None,
+) -> Classifier:
+    """A timm model (any `timm.list_models()` name) as backbone, with a new head.
+
+    `weights` (a file) overrides `pretrained`; `name=efficientnet_lite0` uses the packaged
+    ImageNet weights. Pretrained networks keep 3 input channels; a scratch one takes `in_chans`.
+    """
+    arch = lite0.TIMM_ARCH if name == LITE0_NAME else name
+    _check_timm_name(arch)
+    chans = 3 if pretrained or weights else in_chans
+    kwargs: dict = {"num_classes": 0, "in_chans": chans}
+    cfg = timm.models.get_pretrained_cfg(arch)
+    if image_size and cfg is not None and cfg.fixed_input_size:
+        kwargs["img_size"] = image_size  # ViT-like models size position embeddings by it
+    if weights:
+        model = timm.create_model(arch, **kwargs)
+        state = _timm_file_state(model, weights)
+        _load_timm(model, state, name, source=str(weights))
+    elif pretrained and name == LITE0_NAME:
+        model = timm.create_model(arch, **kwargs)
+        state = lite0.lite0_timm_state_dict()
+        _load_timm(model, state, name, source=str(lite0.packaged_weights_path()))
+    elif pretrained:
+        model = _timm_pretrained(name, arch, cfg, kwargs)
+    else:
+        model = timm.create_model(arch, **kwargs)
+    # Models with a pre-logits layer (MobileNetV3 conv_head) output more than num_features.
+    num_features = getattr(model, "head_hidden_size", None) or model.num_features
+    return Classifier(
+        backbone=model,
+        head=_head(num_features, num_classes, head),
+        num_features=num_features,
+        groups=timm_groups(model),
+        data_config=_timm_data_config(model, chans, image_size),
+    )
+
+
+def _check_timm_name(arch: str) -> None:
+    if timm.is_model(arch):
+        return
+    close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
+    hint = f"Close names: {', '.join(close)}. " if close else ""
+    raise UserError(
+        f"Unknown timm model {arch!r}. {hint}Pick a name from timm.list_models() "
+        f"(e.g. model=timm model.name={close[0] if close else 'resnet18'}), or "
+        "model=efficientnet_lite0 for offline ImageNet weights."
+    )
+
+
+def _timm_pretrained(name: str, arch: str, cfg, kwargs: dict) -> nn.Module:
+    if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
+        raise UserError(
+            f"timm has no pretrained weights for model {name!r}. Set model.pretrained=false "
+            "to train it from scratch, give model.weights=<file>, or pick a model with "
+            "weights from timm.list_models(pretrained=True)."
+        )
+    overlay = timm_pretrained_overlay(name, cfg)
+    try:
+        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+    except OSError as err:  # download errors (HTTP, connection, missing entry) are OSErrors
+        raise download_failed(name, err) from err
+
+
+def _timm_file_state(model: nn.Module, path: str) -> dict:
+    """A weights file's tensors in the model's own layout (timm's filter adapts e.g. ViT size)."""
+    state = read_state_dict(path)
+    if "_conv_stem.weight" in state:  # EfficientNet-PyTorch (lukemelas) names, as packaged
+        state = lite0.to_timm_names(state)
+    filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+    try:
+        return filter_fn(state, model) if filter_fn else state
+    except (KeyError, IndexError, ValueError, RuntimeError, AttributeError, TypeError):
+        return state  # another architecture's file: the strict load names what differs
+
+
+def _load_timm(model: nn.Module, state: dict, name: str, source: str) -> None:
+    """Strict load, less the original classifier that the new head replaces."""
+    classifier = model.pretrained_cfg.get("classifier") or ()
+    classifier = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+    drop = tuple(f"{c}." for c in classifier)
+    load_native_weights(model, state, drop=drop, model_name=name, source=source)
+
+
+def _timm_data_config(model: nn.Module, chans: int, image_size: int | None) -> dict:
+    cfg = timm.data.resolve_data_config({}, model=model)
+    _, height, width = cfg["input_size"]
+    mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
+    if chans != len(mean):  # a scratch net on grey images: one statistic for the one channel
+        mean, std = (sum(mean) / len(mean),) * chans, (sum(std) / len(std),) * chans
+    size = (chans, image_size, image_size) if image_size else (chans, height, width)
+    return {"input_size": size, "mean": mean, "std": std, "interpolation": cfg["interpolation"]}
+
+
+def timm_groups(model: nn.Module, prefix: str = "backbone.") -> list[LayerGroup]:
+    """timm's coarse layer groups (stem, stages/blocks...), input -> output, covering all params.
+
+    Parameters the matcher leaves out (timm lumps them into one extra group, e.g. a
+    MobileNetV3 `conv_head`) join the group of their nearest matched neighbour.
+    """
+    matcher = model.group_matcher(coarse=True)
+    order = [n for n, _ in model.named_parameters()]
+    group_of = {n: g for g, names in group_parameters(model, matcher).items() for n in names}
+    matched = [i for i, n in enumerate(order) if _matched(n, matcher)]
+    if matched:
+        for i, name in enumerate(order):
+            # the closest matched parameter in registration order, the earlier one on a tie
+            nearest = min(matched, key=lambda j: (abs(j - i), j > i))
+            group_of[name] = group_of[order[nearest]]
+    ids = sorted(set(group_of.values()))
+    groups = [[n for n in order if group_of[n] == g] for g in ids]
+    return [
+        LayerGroup(label, [prefix + n for n in names])
+        for label, names in zip(_group_names(groups), groups, strict=True)
+    ]
+
+
+def _matched(name: str, matcher) -> bool:
+    if callable(matcher):
+        return True
+    specs = []
+    for spec in matcher.values():
+        if isinstance(spec, (list, tuple)):
+            specs += [s[0] for s in spec]
+        elif spec is not None:
+            specs.append(spec)
+    return any(re.match(s, name) for s in specs)
+
+
+def _group_names(groups: list[list[str]]) -> list[str]:
+    """Each group named by the shortest module paths only it owns: 'layer1', 'conv1+bn1'."""
+    owners: dict[str, set[int]] = {}
+    for g, names in enumerate(groups):
+        for name in names:
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):
+                owners.setdefault(".".join(parts[:depth]), set()).add(g)
+    labels = []
+    for g, names in enumerate(groups):
+        units: list[str] = []
+        for name in names:
+            parts = name.split(".")
+            prefixes = (".".join(parts[:d]) for d in range(1, len(parts) + 1))
+            unit = next(p for p in prefixes if owners[p] == {g})
+            if unit not in units:
+                units.append(unit)
+        labels.append("+".join(units))
+    return labels
+
+
+def torchvision_classifier(
+    *,
+    name: str,
+    num_classes: int,
+    in_chans: int,
+    image_size: int | None,
+    head: Mapping,
+    pretrained: bool,
+    weights: str | None,
+) -> Classifier:
+    """torchvision AlexNet/VGG up to fc7 as backbone, with a new head in place of fc8.
+
+    Always 3 input channels (the datamodule repeats grey images); `in_chans` is unused.
+    """
+    if name not in TORCHVISION_NAMES:
+        close = difflib.get_close_matches(name, TORCHVISION_NAMES, n=3, cutoff=0.5)
+        hint = f" (close: {', '.join(close)})" if close else ""
+        raise UserError(
+            f"Unknown torchvision model {name!r}{hint}. Supported: {', '.join(TORCHVISION_NAMES)}; "
+            "for any other network use model=timm model.name=<name>."
+        )
+    native = torchvision.models.get_model(name, weights=None)
+    imagenet = torchvision.models.get_model_weights(name).DEFAULT
+    backbone, fc8 = _torchvision_backbone(native)
+    if weights:
+        state, source = read_state_dict(weights), str(weights)
+    elif pretrained:
+        state, source = torchvision_pretrained_state_dict(name, imagenet), imagenet.url
+    if weights or pretrained:
+        drop = (f"classifier.{fc8}.",)
+        load_native_weights(backbone, state, drop=drop, model_name=name, source=source)
+    num_features = native.classifier[fc8].in_features
+    return Classifier(
+        backbone=backbone,
+        head=_head(num_features, num_classes, head),
+        num_features=num_features,
+        groups=torchvision_groups(backbone, per_conv=name == "alexnet"),
+        data_config=_torchvision_data_config(imagenet, image_size),
+    )
+
+
+def _torchvision_backbone(native: nn.Module) -> tuple[nn.Sequential, int]:
+    """features + avgpool + flatten + classifier up to fc7's ReLU; and fc8's index.
+
+    Module names match torchvision's, so its state_dicts load as they are (minus fc8).
+    """
+    layers = list(native.classifier.named_children())
+    fc8 = max(i for i, (_, m) in enumerate(layers) if isinstance(m, nn.Linear))
+    kept = layers[:fc8]
+    while isinstance(kept[-1][1], nn.Dropout):
+        kept.pop()
+    backbone = nn.Sequential(
+        OrderedDict(
+            features=native.features,
+            avgpool=native.avgpool,
+            flatten=nn.Flatten(1),
+            classifier=nn.Sequential(OrderedDict(kept)),
+        )
+    )
+    return backbone, fc8
+
+
+def torchvision_groups(backbone: nn.Sequential, *, per_conv: bool) -> list[LayerGroup]:
+    """conv1..conv5 (per_conv, AlexNet) or block1..block5 (VGG, split at pooling), fc6, fc7."""
+    groups: list[LayerGroup] = []
+    current: list[str] = []
+    for index, layer in backbone.features.named_children():
+        current += [f"backbone.features.{index}.{p}" for p, _ in layer.named_parameters()]
+        ends = isinstance(layer, nn.Conv2d) if per_conv else isinstance(layer, nn.MaxPool2d)
+        if ends and current:
+            groups.append(
+                LayerGroup(f"{'conv' if per_conv else 'block'}{len(groups) + 1}", current)
+            )
+            current = []
+    for index, layer in backbone.classifier.named_children():
+        if isinstance(layer, nn.Linear):
+            params = [f"backbone.classifier.{index}.{p}" for p, _ in layer.named_parameters()]
+            groups.append(LayerGroup(f"fc{len(groups) + 1}", params))
+    return groups
+
+
+def _torchvision_data_config(imagenet, image_size: int | None) -> dict:
+    preset = imagenet.transforms()
+    size = image_size or preset.crop_size[0]
+    return {
+        "input_size": (3, size, size),
+        "mean": tuple(preset.mean),
+        "std": tuple(preset.std),
+        "interpolation": preset.interpolation.value,
+    }
+
+
+def _head(num_features: int, num_classes: int, head: Mapping) -> nn.Sequential:
+    return build_head(
+        num_features,
+        num_classes,
+        hidden=list(head.get("hidden", [])),
+        dropout=float(head.get("dropout", 0.0)),
+        activation_name=str(head.get("activation", "relu")),
+    )

@@ -1,0 +1,309 @@
+"""Reading weight files, loading them strictly, and finding pretrained weights offline.
+
+Every file is read with `torch.load(weights_only=True)` or safetensors: a weights file
+never runs code. Pretrained downloads are checked first (local cache, then a 3 s network
+probe), so an offline machine gets a clear error at once instead of a minute of retries.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import pickle
+import socket
+import threading
+import typing
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import huggingface_hub
+import omegaconf
+import safetensors
+import safetensors.torch
+import torch
+from huggingface_hub import constants as hf_constants
+from timm.models import PretrainedCfg
+from torch import nn
+from torchvision.models import WeightsEnum
+
+from transferlab.errors import UserError
+
+log = logging.getLogger("transferlab")
+
+SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
+HF_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")  # timm's order of preference
+# Lightning stores hyper-parameters given as OmegaConf configs; these data-only classes
+# are what a transferlab checkpoint holds besides tensors and builtins.
+_CHECKPOINT_GLOBALS = [
+    dict,
+    list,
+    tuple,
+    set,
+    int,
+    float,
+    str,
+    bool,
+    collections.defaultdict,
+    collections.OrderedDict,
+    typing.Any,
+    omegaconf.DictConfig,
+    omegaconf.ListConfig,
+    omegaconf.base.ContainerMetadata,
+    omegaconf.base.Metadata,
+    omegaconf.nodes.AnyNode,
+    omegaconf.nodes.StringNode,
+    omegaconf.nodes.IntegerNode,
+    omegaconf.nodes.FloatNode,
+    omegaconf.nodes.BooleanNode,
+]
+OFFLINE_ALTERNATIVE = (
+    "pass a local file with model.weights=<file> (.pth/.pt/.safetensors/.ckpt), or use the "
+    "ImageNet weights that work offline with model=efficientnet_lite0 "
+    "(or model.pretrained=false to train from scratch)"
+)
+
+
+def _read(path: str | os.PathLike) -> object:
+    """The object stored in a weights file, read without running any pickled code."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(
+            f"The weights file {str(path)!r} does not exist (looked at {file.absolute()}). "
+            "Give an existing .pth/.pt/.safetensors/.ckpt file, e.g. "
+            "model.weights=/path/to/resnet18.pth, or model.weights=null."
+        )
+    if file.suffix not in SUFFIXES:
+        raise UserError(
+            f"The weights file {str(file)!r} has the suffix {file.suffix!r}; expected one of "
+            f"{', '.join(SUFFIXES)}. Save the weights with torch.save(model.state_dict(), "
+            "'weights.pth') or safetensors, and pass that file as model.weights=<file>."
+        )
+    try:
+        if file.suffix == ".safetensors":
+            return safetensors.torch.load_file(file, device="cpu")
+        with torch.serialization.safe_globals(_CHECKPOINT_GLOBALS):
+            return torch.load(file, weights_only=True, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"Could not read the weights file {str(file)!r}: {reason}. Only tensor files load "
+            "(weights_only=True; pickled Python objects are refused for safety). Save "
+            "model.state_dict() with torch.save or safetensors and pass that file."
+        ) from err
+    except safetensors.SafetensorError as err:
+        raise UserError(
+            f"Could not read the safetensors file {str(file)!r}: {err}. Check that the file "
+            "is complete (not truncated) and really a .safetensors file."
+        ) from err
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of a .pth/.pt/.bin/.safetensors/.ckpt file; for checkpoints, their `state_dict`."""
+    data = _read(path)
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not any(isinstance(v, torch.Tensor) for v in data.values()):
+        raise UserError(
+            f"The weights file {str(path)!r} holds no state_dict (a mapping of names to "
+            f"tensors); found {type(data).__name__}. Save torch.save(model.state_dict(), "
+            "'weights.pth') and pass that file as model.weights=<file>."
+        )
+    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+
+
+def is_transferlab_checkpoint(path: str | os.PathLike) -> bool:
+    """True for a Lightning checkpoint written by transferlab (its network lives under `net.`)."""
+    data = _read(path)
+    state = data.get("state_dict") if isinstance(data, dict) else None
+    return isinstance(state, dict) and any(str(k).startswith("net.") for k in state)
+
+
+def checkpoint_hparams(path: str | os.PathLike) -> dict:
+    """The hyper-parameters a transferlab checkpoint was written with ({} if none)."""
+    data = _read(path)
+    hparams = data.get("hyper_parameters") if isinstance(data, dict) else None
+    return dict(hparams) if isinstance(hparams, dict) else {}
+
+
+def _few(keys: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
+
+
+def _mismatches(
+    own: dict[str, torch.Tensor], given: dict[str, torch.Tensor]
+) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, shape-mismatched) keys of `given` against `own`."""
+    # BatchNorm fills in a missing counter itself, and older files lack it.
+    missing = [k for k in own if k not in given and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in given if k not in own]
+    shapes = [
+        f"{k} {tuple(given[k].shape)} in the file, {tuple(own[k].shape)} in the model"
+        for k in own
+        if k in given and given[k].shape != own[k].shape
+    ]
+    return missing, unexpected, shapes
+
+
+def _describe(missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys ({_few(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatches ({_few(shapes, 3)})")
+    return "; ".join(parts)
+
+
+def load_native_weights(
+    module: nn.Module,
+    state_dict: dict[str, torch.Tensor],
+    *,
+    drop: Sequence[str],
+    model_name: str,
+    source: str,
+) -> None:
+    """Load a library's own state_dict strictly, less the original classifier (`drop`)."""
+    kept = {k: v for k, v in state_dict.items() if not k.startswith(tuple(drop))}
+    problems = _mismatches(module.state_dict(), kept)
+    if any(problems):
+        raise UserError(
+            f"The weights {source!r} do not fit model {model_name!r}: {_describe(*problems)}. "
+            f"The file is for another architecture; pass a state_dict saved from {model_name} "
+            f"(e.g. torch.save(model.state_dict(), 'weights.pth')), or choose the model= that "
+            "the file was saved from."
+        )
+    module.load_state_dict(kept, strict=False)
+
+
+def load_transferlab_checkpoint(classifier: nn.Module, path: str | os.PathLike) -> list[str]:
+    """Load a transferlab checkpoint's `net.*` tensors; returns the head keys left re-initialised.
+
+    The backbone must match exactly; head tensors whose shape differs (another class count
+    or head layout) keep their fresh initialisation.
+    """
+    state = {k[4:]: v for k, v in read_state_dict(path).items() if k.startswith("net.")}
+    own = classifier.state_dict()
+    fresh = [k for k in own if k.startswith("head.") and _differs(own[k], state.get(k))]
+    body_own = {k: v for k, v in own.items() if not k.startswith("head.")}
+    body_file = {k: v for k, v in state.items() if not k.startswith("head.")}
+    problems = _mismatches(body_own, body_file)
+    if not state or any(problems):
+        found = _describe(*problems) if state else "no tensors under 'net.'"
+        raise UserError(
+            f"The checkpoint {str(path)!r} does not fit this model's backbone: {found}. It was "
+            "written for another model or input channel count; use the same model= (and "
+            "data=) as the run that wrote it, or a checkpoint of this model."
+        )
+    kept = {k: v for k, v in state.items() if k in own and k not in fresh}
+    classifier.load_state_dict(kept, strict=False)
+    if fresh:
+        log.info("Loaded %s; re-initialised head tensors (new shape): %s", path, ", ".join(fresh))
+    else:
+        log.info("Loaded %s; every tensor matched", path)
+    return fresh
+
+
+def _differs(own: torch.Tensor, given: torch.Tensor | None) -> bool:
+    return given is None or given.shape != own.shape
+
+
+def hub_checkpoint_dir() -> Path:
+    """Where torchvision (and timm for plain URLs) cache downloaded weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the URL's host (or the https proxy) opens within `timeout`."""
+    target = urllib.request.getproxies().get("https") or url
+    parsed = urllib.parse.urlsplit(target if "//" in target else f"//{target}")
+    host, port = parsed.hostname, parsed.port or 443
+    opened: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            opened.append(True)
+        except OSError:
+            pass
+
+    # DNS lookups ignore socket timeouts, so the probe runs in a thread we stop waiting for.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(opened)
+
+
+def require_download(model_name: str, url: str, cache_dir: Path, *, hf_offline: bool) -> None:
+    """Raise UserError at once when weights that are not cached cannot be downloaded."""
+    if hf_offline:
+        reason = "HF_HUB_OFFLINE is set"
+    elif not _reachable(url):
+        host = urllib.parse.urlsplit(url).hostname
+        reason = f"{host} cannot be reached (no network)"
+    else:
+        return
+    raise UserError(
+        f"Pretrained weights for model {model_name!r} are not in the local cache ({cache_dir}) "
+        f"and cannot be downloaded: {reason}. Copy the weights into that folder when online, "
+        f"or {OFFLINE_ALTERNATIVE}."
+    )
+
+
+def download_failed(model_name: str, err: Exception) -> UserError:
+    return UserError(
+        f"Downloading pretrained weights for model {model_name!r} failed: {err}. "
+        f"Retry when the network works, or {OFFLINE_ALTERNATIVE}."
+    )
+
+
+def timm_pretrained_overlay(model_name: str, cfg: PretrainedCfg) -> dict | None:
+    """`pretrained_cfg_overlay` that makes timm load its cached weights; None: timm may download.
+
+    Raises UserError at once when the weights are neither cached nor downloadable.
+    """
+    repo, _, revision = (cfg.hf_hub_id or "").partition("@")
+    url_file = hub_checkpoint_dir() / Path(urllib.parse.urlsplit(cfg.url or "").path).name
+    cached = [Path(cfg.file)] if cfg.file else []
+    if repo:
+        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else HF_WEIGHT_NAMES
+        hits = [
+            huggingface_hub.try_to_load_from_cache(repo, n, revision=revision or None)
+            for n in names
+        ]
+        cached += [Path(hit) for hit in hits if isinstance(hit, str)]
+    if cfg.url:
+        cached.append(url_file)
+    for file in cached:
+        if file.is_file():
+            return _overlay(file)
+    if repo:  # timm downloads from the Hugging Face hub when the model is there
+        cache_dir = Path(hf_constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
+        url, offline = f"{hf_constants.ENDPOINT}/{repo}", hf_constants.HF_HUB_OFFLINE
+        require_download(model_name, url, cache_dir, hf_offline=offline)
+    else:
+        require_download(model_name, cfg.url, url_file.parent, hf_offline=False)
+    return None
+
+
+def _overlay(file: Path) -> dict:
+    # Read it ourselves (weights_only); timm would unpickle a plain-file override fully.
+    if file.suffix in SUFFIXES:
+        return {"state_dict": read_state_dict(file)}
+    return {"file": str(file)}
+
+
+def torchvision_pretrained_state_dict(model_name: str, weights: WeightsEnum) -> dict:
+    """ImageNet weights of a torchvision model: from the torch hub cache, else downloaded."""
+    file = hub_checkpoint_dir() / Path(urllib.parse.urlsplit(weights.url).path).name
+    if file.is_file():
+        return read_state_dict(file)
+    require_download(model_name, weights.url, file.parent, hf_offline=False)
+    try:
+        return weights.get_state_dict(progress=False, weights_only=True)
+    except OSError as err:
+        raise download_failed(model_name, err) from err

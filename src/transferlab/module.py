@@ -1,0 +1,153 @@
+"""The LightningModule: any `Classifier`, cross-entropy, torchmetrics, configured optimizers."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from transferlab.errors import UserError
+from transferlab.finetune import freeze
+from transferlab.finetune.param_groups import param_groups
+from transferlab.models import build_model
+
+STAGES = ("train", "val", "test")
+
+
+class ClassifierModule(L.LightningModule):
+    """Trains a `Classifier` under a freeze policy; the checkpoint describes itself.
+
+    Every constructor argument is plain data saved in the checkpoint, so
+    `ClassifierModule.load_from_checkpoint(path)` rebuilds the network (without fetching
+    pretrained weights: the checkpoint's tensors fill it).
+    """
+
+    def __init__(
+        self,
+        model: dict,
+        mode: dict,
+        optimizer: dict,
+        scheduler: dict | None,
+        num_classes: int,
+        in_chans: int,
+        image_size: int | None,
+        label_smoothing: float = 0.0,
+        classes: list[str] | None = None,
+        data: dict | None = None,
+        preprocess: dict | None = None,
+        load_weights: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["load_weights"])
+        self.net = build_model(
+            model,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            image_size=image_size,
+            load_weights=load_weights,
+        )
+        # What the network reads, not what the data has: a checkpoint rebuilds this stem.
+        self.hparams["in_chans"] = self.net.data_config["input_size"][0]
+        k = freeze.trainable_groups(mode["name"], len(self.net.groups), model.get("unfreeze"))
+        freeze.set_trainable(self.net, k)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # Keyed "<stage>_" because nn.Module already owns the attribute `train`.
+        self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
+        self.acc = nn.ModuleDict(
+            {f"{s}_": MulticlassAccuracy(num_classes, average="micro") for s in STAGES}
+        )
+        # top-5 only says something when there are more than five classes.
+        self.acc5 = nn.ModuleDict(
+            {f"{s}_": MulticlassAccuracy(num_classes, top_k=5, average="micro") for s in STAGES[1:]}
+            if num_classes > 5
+            else {}
+        )
+        self.val_acc_best = MaxMetric()
+        self._epoch_start = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.hparams.model.get("frozen_bn", "eval") == "eval":
+            freeze.eval_frozen_modules(self.net)
+        return self
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        if stage == "train" and not torch.isfinite(loss):
+            raise UserError(
+                f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step}: the run diverged. Lower the learning rate (lr is "
+                f"{self.hparams.optimizer.get('lr')}), add gradient clipping "
+                f"(trainer.gradient_clip_val=1.0) or check the data for NaNs."
+            )
+        key = f"{stage}_"
+        self.loss[key](loss.detach())
+        self.acc[key](logits.detach(), y)
+        self.log(f"{stage}/loss", self.loss[key], on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/acc", self.acc[key], on_step=False, on_epoch=True, prog_bar=True)
+        if key in self.acc5:
+            self.acc5[key](logits.detach(), y)
+            self.log(f"{stage}/acc_top5", self.acc5[key], on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_start(self) -> None:
+        # The sanity check's validation must not count as the best epoch.
+        self.val_acc_best.reset()
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        self.log("time/epoch_s", time.perf_counter() - self._epoch_start)
+        trainable, total = self.param_counts()
+        self.log("params/trainable", float(trainable))
+        self.log("params/total", float(total))
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.acc["val_"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+
+    def param_counts(self) -> tuple[int, int]:
+        params = list(self.net.parameters())
+        return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+    def configure_optimizers(self):
+        opt_cfg = dict(self.hparams.optimizer)
+        model = self.hparams.model
+        groups = param_groups(
+            self.net,
+            lr=opt_cfg["lr"],
+            weight_decay=opt_cfg.get("weight_decay", 0.0),
+            backbone_lr_mult=model.get("backbone_lr_mult", 1.0),
+            layer_decay=model.get("layer_decay"),
+        )
+        optimizer = instantiate(opt_cfg)(params=groups)
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(dict(self.hparams.scheduler))(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            # monitor only matters to ReduceLROnPlateau; the others ignore it.
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"},
+        }

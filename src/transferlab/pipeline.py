@@ -1,0 +1,187 @@
+"""The one place that turns a composed config into data, model and trainer, then runs them.
+
+`train` and `evaluate` both build through these functions, so a checkpoint is always
+evaluated the way it was trained.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger, Logger
+from omegaconf import DictConfig, OmegaConf
+
+from transferlab.data.datamodule import ImageDataModule
+from transferlab.data.transforms import Preprocess
+from transferlab.errors import UserError
+from transferlab.finetune import freeze
+from transferlab.models.classifier import Classifier
+from transferlab.module import ClassifierModule
+
+log = logging.getLogger("transferlab")
+
+# Lightning adds its own console handler; Hydra's root handlers already print and keep
+# train.log, so without this every Lightning line appears twice.
+for _name in ("lightning.pytorch", "lightning.fabric"):
+    logging.getLogger(_name).handlers.clear()
+
+
+def to_dict(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+def build_module(cfg: DictConfig, source) -> ClassifierModule:
+    """The LightningModule for this config, pretrained weights loaded and policy applied."""
+    if cfg.mode.name == "finetune" and not (
+        cfg.model.get("pretrained") or cfg.model.get("weights")
+    ):
+        log.warning(
+            "model=%s has no pretrained weights or model.weights file: mode=finetune trains "
+            "it from random init, the same as mode=scratch.",
+            cfg.model.get("name"),
+        )
+    data = {**to_dict(cfg.data), "seed": cfg.seed}
+    module = ClassifierModule(
+        model=to_dict(cfg.model),
+        mode=to_dict(cfg.mode),
+        optimizer=to_dict(cfg.optimizer),
+        scheduler=to_dict(cfg.get("scheduler")) or None,
+        num_classes=len(source.classes),
+        in_chans=source.channels,
+        image_size=cfg.data.image_size or source.image_size,
+        label_smoothing=cfg.get("label_smoothing", 0.0),
+        classes=list(source.classes),
+        data=data,
+        load_weights=True,
+    )
+    # The checkpoint records how inputs were prepared, so eval.py prepares them the same way.
+    module.hparams["preprocess"] = asdict(resolve_preprocess(cfg.data, module.net))
+    return module
+
+
+def resolve_preprocess(data_cfg: DictConfig, net: Classifier) -> Preprocess:
+    """Data overrides win; otherwise size, channels, mean, std follow the network's weights."""
+    channels, height, _ = net.data_config["input_size"]
+
+    def per_channel(values) -> tuple[float, ...]:
+        values = tuple(float(v) for v in values)
+        return values * channels if len(values) == 1 else values
+
+    return Preprocess(
+        image_size=data_cfg.get("image_size") or height,
+        channels=channels,
+        mean=per_channel(data_cfg.get("mean") or net.data_config["mean"]),
+        std=per_channel(data_cfg.get("std") or net.data_config["std"]),
+        interpolation=net.data_config.get("interpolation", "bilinear"),
+    )
+
+
+def build_datamodule(
+    data_cfg: dict | DictConfig,
+    source,
+    preprocess: Preprocess,
+    batch_size: int,
+    seed: int,
+    augmentation: dict | None = None,
+) -> ImageDataModule:
+    return ImageDataModule(
+        source=source,
+        preprocess=preprocess,
+        augmentation=augmentation,
+        batch_size=batch_size,
+        num_workers=data_cfg.get("num_workers", 0),
+        pin_memory=data_cfg.get("pin_memory", False),
+        seed=seed,
+    )
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
+    """Trainer with the configured callbacks and loggers; the CSV logger is always on."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers: list[Logger] = [CSVLogger(save_dir=str(output_dir), name="", version="csv")]
+    loggers += [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, _convert_="partial")
+
+
+def _metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Fit and test as configured; returns the fields of summary.json."""
+    L.seed_everything(cfg.seed, workers=True)
+    source = instantiate(cfg.data.source)
+    module = build_module(cfg, source)
+    freeze.log_group_table(module.net)
+    datamodule = build_datamodule(
+        cfg.data,
+        source,
+        Preprocess(**module.hparams["preprocess"]),
+        cfg.batch_size,
+        cfg.seed,
+        augmentation=to_dict(cfg.get("augmentation")),
+    )
+    trainer = build_trainer(cfg, output_dir)
+    metrics: dict[str, float] = {}
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(_metrics(trainer))
+    if cfg.test:
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+        if cfg.train and best is None:
+            log.warning("No best checkpoint was saved; testing the weights as they are now.")
+        trainer.test(module, datamodule=datamodule, ckpt_path=best)
+        metrics.update(_metrics(trainer))
+    trainable, total = module.param_counts()
+    return {
+        "metrics": metrics,
+        "params": {"trainable": trainable, "total": total},
+        "epochs": trainer.current_epoch,
+        "best_checkpoint": getattr(trainer.checkpoint_callback, "best_model_path", None),
+    }
+
+
+def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Test a checkpoint, on its own data or on `data=...`; returns the fields of summary.json."""
+    ckpt = Path(cfg.ckpt_path)
+    if not ckpt.is_file():
+        raise UserError(
+            f"ckpt_path={cfg.ckpt_path} is not a file. Point it at a run's checkpoint, e.g. "
+            f"ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt."
+        )
+    module = ClassifierModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    hp = module.hparams
+    data_cfg = to_dict(cfg.data) if cfg.get("data") else hp["data"]
+    source = instantiate(data_cfg["source"])
+    if len(source.classes) != hp["num_classes"]:
+        raise UserError(
+            f"The checkpoint predicts {hp['num_classes']} classes but data "
+            f"{data_cfg['source'].get('_target_')} has {len(source.classes)}. Evaluate on data "
+            f"with the same classes, or fine-tune on it first with model.weights={ckpt}."
+        )
+    seed = data_cfg.get("seed", cfg.seed)
+    datamodule = build_datamodule(
+        data_cfg, source, Preprocess(**hp["preprocess"]), cfg.batch_size, seed
+    )
+    trainer = build_trainer(cfg, output_dir)
+    trainer.test(module, datamodule=datamodule)
+    trainable, total = module.param_counts()
+    return {
+        "metrics": _metrics(trainer),
+        "params": {"trainable": trainable, "total": total},
+        "epochs": 0,
+        "checkpoint": str(ckpt.resolve()),
+    }
+
+
+def run_timed(fn, cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    result = fn(cfg, output_dir)
+    result["wall_time_s"] = round(time.perf_counter() - start, 3)
+    return result

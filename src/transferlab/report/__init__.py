@@ -1,0 +1,1 @@
+"""Run summaries, comparison tables and plots."""

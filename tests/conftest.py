@@ -1,0 +1,62 @@
+"""Shared helpers: compose configs like the CLI does, and run the real command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from transferlab.cli import CONF_DIR  # registers the run-folder resolvers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose_cfg(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose a config exactly as `python <name>.py overrides` would, outside a run."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir / "logs")
+        del cfg.hydra
+    return cfg
+
+
+def run_cli(script: str, *overrides: str, cwd: Path, timeout: int = 600, env: dict | None = None):
+    """Run train.py / eval.py / compare.py from the repo in a subprocess, logs under cwd."""
+    full_env = {**os.environ, "PROJECT_ROOT": str(cwd), "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_dirs(log_dir: Path, pattern: str = "*/runs/*") -> list[Path]:
+    return sorted(p for p in log_dir.glob(pattern) if p.is_dir())
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.fixture
+def cfg_factory(tmp_path):
+    def make(*overrides: str, name: str = "train") -> DictConfig:
+        return compose_cfg(name, list(overrides), tmp_path)
+
+    yield make
+    GlobalHydra.instance().clear()

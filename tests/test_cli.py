@@ -1,0 +1,140 @@
+"""The real command line: train.py, eval.py and sweeps, in subprocesses, offline."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from tests.conftest import run_cli, run_dirs, summary
+
+QUIET = "extras.print_config=false"
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """One short scratch-CNN run on digits shared by the tests that inspect its outputs."""
+    cwd = tmp_path_factory.mktemp("digits")
+    proc = run_cli("train.py", "model=cnn", "mode=scratch", "epochs=5", QUIET, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(cwd / "logs", "train/runs/*")
+    return cwd, run, proc
+
+
+def test_digits_run_reaches_90_percent_and_prints_it(digits_run):
+    _, run, proc = digits_run
+    result = summary(run)
+    assert result["status"] == "completed"
+    assert result["metrics"]["test/acc"] >= 0.90
+    assert "test/acc" in proc.stdout + proc.stderr
+
+
+def test_run_folder_holds_the_contracted_files(digits_run):
+    _, run, _ = digits_run
+    for rel in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "csv/metrics.csv",
+    ):
+        assert (run / rel).is_file(), rel
+    result = summary(run)
+    assert result["epochs"] == 5
+    assert result["params"]["trainable"] == result["params"]["total"] > 0
+    assert result["overrides"] == ["model=cnn", "mode=scratch", "epochs=5", QUIET]
+    assert result["wall_time_s"] > 0
+    with open(run / "csv/metrics.csv") as f:
+        columns = set(next(csv.reader(f)))
+    assert {
+        "train/loss",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "val/acc_best",
+        "test/loss",
+        "test/acc",
+        "time/epoch_s",
+        "params/trainable",
+    } <= columns
+
+
+def test_eval_reproduces_the_runs_test_accuracy(digits_run):
+    cwd, run, _ = digits_run
+    proc = run_cli("eval.py", f"ckpt_path={run}/checkpoints/best.ckpt", QUIET, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (eval_run,) = run_dirs(cwd / "logs", "eval/runs/*")
+    assert summary(eval_run)["metrics"]["test/acc"] == pytest.approx(
+        summary(run)["metrics"]["test/acc"], abs=1e-6
+    )
+
+
+def test_fast_dev_run_through_the_command_line(tmp_path):
+    proc = run_cli("train.py", "debug=fdr", QUIET, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(tmp_path / "logs", "debug/runs/*")
+    assert summary(run)["status"] == "completed"
+
+
+def test_sweep_over_optimizers_and_lrs_makes_four_completed_runs(tmp_path):
+    proc = run_cli(
+        "train.py", "-m", "optimizer=sgd,adam", "lr=1e-3,1e-4", "epochs=1", QUIET, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = run_dirs(tmp_path / "logs", "train/multiruns/*/*")
+    assert len(jobs) == 4
+    assert {summary(j)["status"] for j in jobs} == {"completed"}
+    assert [j.name.split("_")[0] for j in jobs] == ["0", "1", "2", "3"]
+    assert any("optimizer=adam" in j.name and "lr=0.0001" in j.name for j in jobs)
+
+
+def test_seed_exercise_command_works_as_written(tmp_path):
+    proc = run_cli(
+        "train.py",
+        "model=cnn",
+        "model.activation=tanh",
+        "optimizer=sgd",
+        "lr=0.05",
+        "epochs=2",
+        QUIET,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(tmp_path / "logs", "train/runs/*")
+    assert summary(run)["metrics"]["test/acc"] > 0.5
+
+
+def test_two_runs_started_together_get_separate_folders(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), "debug=fdr", QUIET],
+            cwd=tmp_path,
+            env={**__import__("os").environ, "PROJECT_ROOT": str(tmp_path)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    runs = run_dirs(tmp_path / "logs", "debug/runs/*")
+    assert len(runs) == 2
+    assert all((r / "summary.json").is_file() for r in runs)
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [("lr=-1", "lr=-1"), ("epochs=0", "epochs=0"), ("batch_size=0", "batch_size=0")],
+)
+def test_bad_value_exits_2_with_a_clear_message(override, fragment, tmp_path):
+    proc = run_cli("train.py", override, QUIET, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert fragment in proc.stderr and "e.g." in proc.stderr
+    assert "Traceback" not in proc.stderr
+    (run,) = run_dirs(tmp_path / "logs", "train/runs/*")
+    assert summary(run)["status"] == "failed"

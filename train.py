@@ -1,0 +1,4 @@
+from transferlab.cli import train
+
+if __name__ == "__main__":
+    train()
