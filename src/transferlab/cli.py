@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from transferlab import config
 from transferlab.errors import UserError
+from transferlab.report import sweep
 
 log = logging.getLogger("transferlab")
 
@@ -31,19 +32,47 @@ _RUN_ID = secrets.token_hex(3)
 
 
 def _job_dirname(num: int, overrides: str) -> str:
-    """`<job number>_<overrides>` made safe as one folder name (no slashes, bounded length)."""
-    readable = re.sub(r"[^\w=,.+\-]", "_", overrides)[:80]
+    """`<job number>_<overrides>` made safe as one folder name (no slashes, bounded length).
+
+    Overrides shared by every job of the sweep are left out (report/sweep.py), and dotted
+    keys keep their last part: `model.unfreeze=2` reads `unfreeze=2`.
+    """
+    short = re.sub(r"(^|,)[+~]*(?:\w+\.)+(?=\w+=)", r"\1", overrides)
+    # Optuna's floats: lr=0.0005611516415334506 reads lr=0.0005612.
+    short = re.sub(r"=(-?\d*\.\d{6,}(?:e-?\d+)?)", lambda m: f"={float(m[1]):.4g}", short)
+    readable = re.sub(r"[^\w=,.+\-]", "_", short)[:80]
     return f"{num}_{readable}" if readable else str(num)
+
+
+def _sweep_name() -> str | None:
+    """Inside a sweep job, the sweep folder's name (W&B groups the sweep's runs by it)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir).name
 
 
 OmegaConf.register_new_resolver("tl.run_id", lambda: _RUN_ID, replace=True)
 OmegaConf.register_new_resolver("tl.job_dir", _job_dirname, replace=True)
+OmegaConf.register_new_resolver("tl.sweep_name", _sweep_name, replace=True)
+OmegaConf.register_new_resolver("tl.basename", lambda path: Path(str(path)).name, replace=True)
 # ${tl.if:cond,a,b}: lets a data option pick a size by whether the model is pretrained.
 OmegaConf.register_new_resolver("tl.if", lambda cond, a, b: a if cond else b, replace=True)
 
 
 def _rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+
+
+def _quiet_other_ranks() -> None:
+    """DDP children re-run this script: only rank zero writes train.log and prints info."""
+    if _rank() == 0:
+        return
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("transferlab").setLevel(logging.WARNING)
 
 
 def _save_config_tree(cfg: DictConfig, output_dir: Path) -> None:
@@ -68,6 +97,12 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
+    _quiet_other_ranks()
+    if hc.mode == RunMode.MULTIRUN and cfg.get("resume"):
+        done = sweep.completed_before(output_dir, overrides)
+        if done is not None:
+            log.info("Skipped: this job already completed in %s (+resume=true).", output_dir)
+            return done["metrics"].get(cfg.get("optimized_metric") or "")
     try:
         validate(cfg)
     except UserError as err:
@@ -81,8 +116,10 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
         _save_config_tree(cfg, output_dir)
 
     from transferlab import pipeline
+    from transferlab.report import tracking
     from transferlab.report.summary import write_summary
 
+    sweep.limit_threads(hc.launcher)
     try:
         result = pipeline.run_timed(getattr(pipeline, task), cfg, output_dir)
     except UserError as err:
@@ -96,9 +133,15 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
                 overrides=overrides,
                 task=task,
             )
+        if hc.mode == RunMode.MULTIRUN and isinstance(err, Exception):
+            log.exception("This job failed; the sweep goes on.")
+            return None
         raise
-    if _rank() == 0:
-        write_summary(output_dir, status="completed", overrides=overrides, task=task, **result)
+    else:
+        if _rank() == 0:
+            write_summary(output_dir, status="completed", overrides=overrides, task=task, **result)
+    finally:
+        tracking.finish_wandb(output_dir)
     metrics = result["metrics"]
     for key in ("test/acc", "test/loss", "val/acc_best"):
         if key in metrics:
@@ -112,7 +155,10 @@ def _fail(err: UserError, output_dir: Path, overrides: list[str], mode: RunMode)
     if _rank() == 0:
         write_summary(output_dir, status="failed", error=str(err), overrides=overrides)
     if mode == RunMode.MULTIRUN:
-        raise err  # the sweep records this job as failed and goes on
+        # Returning (not raising) lets every sweeper run the other jobs; the end-of-sweep
+        # report (report/sweep.py) counts this one as failed from its summary.json.
+        log.error("This job failed: %s", err)
+        return None
     print(f"\nError: {err}\n", file=sys.stderr)
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise err
@@ -132,5 +178,7 @@ def evaluate(cfg: DictConfig):
 
 
 def compare() -> None:
-    """python compare.py [folder]: the comparison report (arrives with the sweeps issue)."""
-    print("no runs yet: compare.py reports sweeps once the comparison report lands")
+    """python compare.py [folder] [--glob PATTERN]: one table and plots for many runs."""
+    from transferlab.report.compare import main
+
+    sys.exit(main(sys.argv[1:]))

@@ -12,6 +12,8 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from transferlab.errors import UserError
+from transferlab.features import slim
+from transferlab.features.heads import is_classical
 from transferlab.finetune import freeze
 from transferlab.finetune.param_groups import param_groups
 from transferlab.models import build_model
@@ -40,6 +42,8 @@ class ClassifierModule(L.LightningModule):
         classes: list[str] | None = None,
         data: dict | None = None,
         preprocess: dict | None = None,
+        features: dict | None = None,
+        head: dict | None = None,
         load_weights: bool = False,
     ) -> None:
         super().__init__()
@@ -50,11 +54,17 @@ class ClassifierModule(L.LightningModule):
             in_chans=in_chans,
             image_size=image_size,
             load_weights=load_weights,
+            features=features,
         )
+        # Set by the pipeline, not saved: batches are cached backbone features (head only).
+        self.feature_input = False
+        self.backbone_loaded = load_weights  # False: restored from a checkpoint
         # What the network reads, not what the data has: a checkpoint rebuilds this stem.
         self.hparams["in_chans"] = self.net.data_config["input_size"][0]
-        k = freeze.trainable_groups(mode["name"], len(self.net.groups), model.get("unfreeze"))
+        k = freeze.trainable_groups(mode["name"], self.net, model.get("unfreeze"))
         freeze.set_trainable(self.net, k)
+        # Lightning 2.x never calls .train() at fit start: frozen layers go to eval mode now.
+        self.train()
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # Keyed "<stage>_" because nn.Module already owns the attribute `train`.
         self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
@@ -68,10 +78,11 @@ class ClassifierModule(L.LightningModule):
             else {}
         )
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # a resumed run remembers its best epoch
         self._epoch_start = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net.head(x) if self.feature_input else self.net(x)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -100,8 +111,10 @@ class ClassifierModule(L.LightningModule):
             self.log(f"{stage}/acc_top5", self.acc5[key], on_step=False, on_epoch=True)
         return loss
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        loss = self._step(batch, "train")
+        # head=svm|logreg was fitted by scikit-learn: its epoch only logs, nothing steps.
+        return None if is_classical(self.hparams.get("head")) else loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
@@ -110,8 +123,9 @@ class ClassifierModule(L.LightningModule):
         self._step(batch, "test")
 
     def on_train_start(self) -> None:
-        # The sanity check's validation must not count as the best epoch.
-        self.val_acc_best.reset()
+        # The sanity check's validation must not count as the best epoch (unless resuming).
+        if self.trainer.ckpt_path is None:
+            self.val_acc_best.reset()
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
@@ -127,6 +141,13 @@ class ClassifierModule(L.LightningModule):
             return
         self.val_acc_best(self.acc["val_"].compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if not (self.hparams.get("features") or {}).get("save_backbone", True):
+            slim.drop_backbone(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        slim.restore_backbone(self, checkpoint)  # no-op unless saved without the backbone
 
     def param_counts(self) -> tuple[int, int]:
         params = list(self.net.parameters())

@@ -17,18 +17,21 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
+from transferlab import distributed
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
 from transferlab.errors import UserError
+from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
 from transferlab.models.classifier import Classifier
 from transferlab.module import ClassifierModule
+from transferlab.report import tracking
 
 log = logging.getLogger("transferlab")
 
 # Lightning adds its own console handler; Hydra's root handlers already print and keep
 # train.log, so without this every Lightning line appears twice.
-for _name in ("lightning.pytorch", "lightning.fabric"):
+for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
     logging.getLogger(_name).handlers.clear()
 
 
@@ -56,6 +59,8 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         in_chans=source.channels,
         image_size=cfg.data.image_size or source.image_size,
         label_smoothing=cfg.get("label_smoothing", 0.0),
+        features=to_dict(cfg.get("features")),
+        head=to_dict(cfg.get("head")),
         classes=list(source.classes),
         data=data,
         load_weights=True,
@@ -103,9 +108,12 @@ def build_datamodule(
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
     """Trainer with the configured callbacks and loggers; the CSV logger is always on."""
+    distributed.install()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers: list[Logger] = [CSVLogger(save_dir=str(output_dir), name="", version="csv")]
-    loggers += [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    for node in (cfg.get("logger") or {}).values():
+        if node and (logger := tracking.instantiate_logger(node, cfg)) is not None:
+            loggers.append(logger)
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, _convert_="partial")
 
 
@@ -116,6 +124,7 @@ def _metrics(trainer: L.Trainer) -> dict[str, float]:
 def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Fit and test as configured; returns the fields of summary.json."""
     L.seed_everything(cfg.seed, workers=True)
+    feature_training.check_config(cfg)
     source = instantiate(cfg.data.source)
     module = build_module(cfg, source)
     freeze.log_group_table(module.net)
@@ -128,6 +137,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         augmentation=to_dict(cfg.get("augmentation")),
     )
     trainer = build_trainer(cfg, output_dir)
+    datamodule = feature_training.cached_datamodule(cfg, module, datamodule, trainer)
     metrics: dict[str, float] = {}
     if cfg.train:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -182,6 +192,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
 def run_timed(fn, cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     start = time.perf_counter()
-    result = fn(cfg, output_dir)
+    with distributed.job_scope():
+        result = fn(cfg, output_dir)
     result["wall_time_s"] = round(time.perf_counter() - start, 3)
     return result

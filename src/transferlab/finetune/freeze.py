@@ -14,14 +14,15 @@ log = logging.getLogger("transferlab")
 MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual")
 
 
-def trainable_groups(mode: str, n_groups: int, unfreeze: int | None) -> int:
+def trainable_groups(mode: str, net: Classifier, unfreeze: int | None) -> int:
     """How many of the last backbone groups train at the start of a run."""
+    n_groups = len(net.groups)
     if mode in ("scratch", "finetune"):
         return n_groups
     if mode in ("feature_extract", "gradual"):
         return 0
     if mode == "partial":
-        return check_unfreeze(unfreeze, n_groups)
+        return check_unfreeze(unfreeze, n_groups, [g.name for g in net.groups])
     raise UserError(f"Unknown mode {mode!r}. Choose one of {MODES}, e.g. mode=finetune.")
 
 

@@ -14,6 +14,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write through a temp file and rename, so a killed process never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a summary is for everyone to read
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)

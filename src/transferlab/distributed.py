@@ -1,0 +1,64 @@
+"""DDP inside Hydra: child processes re-run exactly this job, in this job's folder.
+
+Lightning starts DDP ranks 1..N-1 by re-running `sys.argv`. Under `-m` that is the whole
+sweep, so every child would run a sweep of its own (lightning-hydra-template issues 90,
+226, 393). The command built here replays only this job's overrides, with no `-m`, into
+the parent's run folder, and tells Hydra not to write a second `.hydra/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+import torch.distributed as dist
+
+from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
+from lightning.pytorch.strategies.launchers import subprocess_script as trainer_launcher
+
+
+def hydra_child_command(local_rank: int) -> tuple[Sequence[str], str]:
+    """The command and working directory of DDP rank `local_rank` for the running Hydra job."""
+    import __main__
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd, to_absolute_path
+
+    hc = HydraConfig.get()
+    if __main__.__spec__ is None:
+        command = [sys.executable, to_absolute_path(sys.argv[0])]
+    else:
+        command = [sys.executable, "-m", __main__.__spec__.name]
+    # Quoted: job folder names hold '=' and ',' which Hydra would parse as a sweep.
+    command += [
+        *hc.overrides.task,
+        f'hydra.run.dir="{hc.runtime.output_dir}"',
+        f"hydra.job.name={hc.job.name}",
+        "hydra.output_subdir=null",
+    ]
+    return command, get_original_cwd()
+
+
+def install() -> None:
+    """Route Lightning's subprocess launcher through `hydra_child_command`."""
+    # Both modules bound the name at import; the Trainer uses the second.
+    fabric_launcher._hydra_subprocess_cmd = hydra_child_command
+    trainer_launcher._hydra_subprocess_cmd = hydra_child_command
+
+
+@contextlib.contextmanager
+def job_scope() -> Iterator[None]:
+    """Leave no DDP state behind for the next job of a sweep run in this process.
+
+    Lightning exports LOCAL_RANK, WORLD_SIZE, MASTER_PORT...; the next job's Trainer would
+    read them as "processes already launched" and wait for peers that never come.
+    """
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(saved)

@@ -1,0 +1,1 @@
+"""Backbone features: multi-layer extraction, the on-disk cache, classical heads (SVM, logreg)."""

@@ -1,0 +1,79 @@
+"""Checkpoints without the backbone (`features.save_backbone=false`) for many small runs.
+
+Such a checkpoint keeps the head, the model config (backbone name and where its weights
+come from) and the backbone's weights digest. Loading it rebuilds the backbone from those
+weights and accepts them only if their digest matches, so a moved or changed weights file
+is reported, never silently used.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from transferlab.errors import UserError
+from transferlab.features.cache import state_digest
+
+log = logging.getLogger("transferlab")
+
+PREFIX = "net.backbone."
+
+
+def drop_backbone(checkpoint: dict[str, Any]) -> None:
+    """Remove the backbone tensors from a checkpoint about to be written."""
+    state = checkpoint["state_dict"]
+    for key in [k for k in state if k.startswith(PREFIX)]:
+        del state[key]
+
+
+def restore_backbone(module, checkpoint: dict[str, Any]) -> None:
+    """Put the backbone tensors back into a checkpoint written without them.
+
+    A module built with its weights (during training) gives its own; a module rebuilt from
+    the checkpoint alone (eval.py) loads the weights its config names and checks the digest.
+    """
+    state = checkpoint["state_dict"]
+    if any(k.startswith(PREFIX) for k in state):
+        return
+    hp = module.hparams
+    digest = (hp.get("features") or {}).get("weights_digest")
+    if module.backbone_loaded:
+        backbone = module.net.backbone
+    else:
+        backbone = _rebuild_backbone(hp, digest)
+    found = state_digest(backbone)
+    if found != digest:
+        raise UserError(
+            f"This checkpoint holds no backbone (features.save_backbone=false) and the weights "
+            f"that model={hp['model'].get('name')} (model.weights={hp['model'].get('weights')}) "
+            f"gives now differ from those it was trained on (digest {found[:12]}, recorded "
+            f"{str(digest)[:12]}): the weights file changed or moved. Put the original file "
+            "back, or retrain with features.save_backbone=true for self-contained checkpoints."
+        )
+    state.update({PREFIX + k: v for k, v in backbone.state_dict().items()})
+
+
+def _rebuild_backbone(hp, digest: str | None):
+    from transferlab.models import build_model
+
+    model = dict(hp["model"])
+    log.info(
+        "The checkpoint holds no backbone; loading model=%s weights (digest %s)",
+        model.get("name"),
+        str(digest)[:12],
+    )
+    try:
+        net = build_model(
+            model,
+            num_classes=hp["num_classes"],
+            in_chans=hp["in_chans"],
+            image_size=hp["image_size"],
+            load_weights=True,
+            features=hp.get("features"),
+        )
+    except UserError as err:
+        raise UserError(
+            f"This checkpoint holds no backbone (features.save_backbone=false), and its "
+            f"weights cannot be found again: {err}"
+        ) from err
+    return net.backbone

@@ -1,0 +1,207 @@
+"""How a mode=feature_extract run trains its head: on features computed once, when it can.
+
+With the backbone frozen in eval mode and no train-time augmentation, every epoch would
+feed the head the same features, so they are computed in one pass per split (through the
+`FeatureCache`, so a sweep computes them once in total) and Lightning trains the head on
+them: same metrics, logs, checkpoints and early stopping. Otherwise the frozen backbone
+runs on every batch, and the log says once why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, TensorDataset
+
+from transferlab.data.datamodule import EpochShuffle, ImageDataModule
+from transferlab.data.transforms import augmentation_active
+from transferlab.errors import UserError
+from transferlab.features import cache as cache_io
+from transferlab.features.extract import compute_features
+from transferlab.features.heads import HEADS, fit_head, is_classical
+
+log = logging.getLogger("transferlab")
+
+CACHE_MODES = ("auto", "memory", "disk", "off")
+SPLITS = ("train", "val", "test")
+# Their code decides the numbers a feature pass yields, so their text is part of the key.
+_CODE = ("data/sources.py", "data/transforms.py", "features/extract.py")
+_PACKAGES = ("torch", "torchvision", "timm", "numpy", "pillow", "scikit-learn")
+
+
+def _plain(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise UserError for feature and head options that cannot work together."""
+    features, head = _plain(cfg.get("features") or {}), _plain(cfg.get("head") or {})
+    if features.get("cache", "auto") not in CACHE_MODES:
+        raise UserError(
+            f"Unknown features.cache={features.get('cache')!r}. Choose one of "
+            f"{', '.join(CACHE_MODES)}, e.g. features.cache=auto."
+        )
+    if int(features.get("batch_size", 1)) < 1:
+        raise UserError(
+            f"features.batch_size={features.get('batch_size')} must be at least 1, "
+            "e.g. features.batch_size=256."
+        )
+    name = head.get("name", "linear")
+    if name not in HEADS:
+        raise UserError(f"Unknown head {name!r}. Choose one of {', '.join(HEADS)}, e.g. head=svm.")
+    if name != "linear" and cfg.mode.name != "feature_extract":
+        raise UserError(
+            f"head={name} is fitted once on frozen backbone features, but mode={cfg.mode.name} "
+            f"trains backbone layers. Use mode=feature_extract head={name}, or head=linear."
+        )
+    if name != "linear" and augmentation_active(_plain(cfg.get("augmentation") or {})):
+        raise UserError(
+            f"head={name} is fitted once on fixed features, so train-time augmentation cannot "
+            f"apply. Use augmentation=none with it, or head=linear to train on augmented images."
+        )
+    frozen_bn = cfg.model.get("frozen_bn", "eval")
+    if not features.get("save_backbone", True) and frozen_bn == "train":
+        raise UserError(
+            "features.save_backbone=false stores only the head, but model.frozen_bn=train lets "
+            "BatchNorm statistics change during training, so the backbone must be saved. Use "
+            "model.frozen_bn=eval, or features.save_backbone=true."
+        )
+
+
+def why_not_cached(cfg: DictConfig) -> str | None:
+    """Why the head cannot train on features computed once (None: it can)."""
+    features = cfg.get("features") or {}
+    if features.get("cache", "auto") == "off":
+        return "features.cache=off"
+    if augmentation_active(_plain(cfg.get("augmentation") or {})):
+        return "train-time augmentation is on, so each epoch's images differ (augmentation=none)"
+    if cfg.model.get("frozen_bn", "eval") == "train":
+        return "model.frozen_bn=train lets BatchNorm statistics follow each batch"
+    if cfg.trainer.get("fast_dev_run"):
+        return "trainer.fast_dev_run runs a single batch"
+    return None
+
+
+def cached_datamodule(
+    cfg: DictConfig, module, images: ImageDataModule, trainer: L.Trainer
+) -> L.LightningDataModule:
+    """The datamodule the head trains on: cached features when possible, else `images`.
+
+    In mode=feature_extract it records the backbone's weights digest in the checkpoint and,
+    for head=svm|logreg, fits that head on the train features (one epoch then evaluates it).
+    """
+    if cfg.mode.name != "feature_extract":
+        return images
+    features = module.hparams["features"]
+    features["weights_digest"] = cache_io.state_digest(module.net.backbone)
+    classical = is_classical(module.hparams.get("head"))
+    why = why_not_cached(cfg)
+    if why and not classical:
+        log.info("Feature cache off: the frozen backbone runs on every batch, because %s.", why)
+        return images
+    cache = None if cfg.features.cache == "off" else _cache(cfg, module, features)
+    images.setup()
+    splits = {s: _split_features(cfg, module, images, s, cache) for s in SPLITS}
+    module.feature_input = True
+    if classical:
+        fit_head(module.net.head, module.hparams["head"], *splits["train"], seed=cfg.seed)
+        trainer.fit_loop.max_epochs = 1  # a fitted head: one epoch logs, checkpoints, validates
+    return FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed)
+
+
+def _cache(cfg: DictConfig, module, features: Mapping) -> cache_io.FeatureCache:
+    root: Path | None = Path(cfg.features.cache_dir)
+    if cfg.features.cache == "memory":
+        root = None
+    else:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            if cfg.features.cache == "disk":
+                raise UserError(
+                    f"features.cache=disk but features.cache_dir={root} cannot be created "
+                    f"({err}). Point features.cache_dir at a writable folder, or use "
+                    "features.cache=memory."
+                ) from err
+            log.warning("Cannot create %s (%s); keeping features in memory instead.", root, err)
+            root = None
+    key = {
+        "format": cache_io.FORMAT,
+        "backbone": {k: module.hparams["model"].get(k) for k in ("_target_", "name", "weights")},
+        "weights_digest": features["weights_digest"],
+        "data": {"source": _plain(cfg.data.source), "seed": cfg.seed},
+        "preprocess": module.hparams["preprocess"],
+        "features": {k: features.get(k) for k in ("layers", "pool", "l2norm", "batch_size")},
+        "device": _device(cfg),
+        "versions": _versions(),
+    }
+    return cache_io.FeatureCache(key, root)
+
+
+def _split_features(
+    cfg: DictConfig, module, images: ImageDataModule, split: str, cache
+) -> tuple[torch.Tensor, torch.Tensor]:
+    dataset = getattr(images, f"{split}_set")
+
+    def compute():
+        return compute_features(
+            module.net.backbone,
+            dataset,
+            batch_size=int(cfg.features.batch_size),
+            num_workers=cfg.data.get("num_workers", 0),
+            device=_device(cfg),
+        )
+
+    if cache is None:
+        return cache_io.timed_pass(split, compute, "not cached (features.cache=off)")
+    # The transform's repr names every step and parameter: a changed transform misses.
+    fingerprint = f"{cache_io.dataset_fingerprint(dataset)}|{dataset.transform!r}"
+    return cache.get(split, fingerprint, compute, expected=len(dataset))
+
+
+def _device(cfg: DictConfig) -> str:
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    return "cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu"
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0]}
+    for name in _PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "absent"
+    root = Path(__file__).resolve().parents[1]
+    found["transferlab code"] = hashlib.sha256(
+        b"".join((root / rel).read_bytes() for rel in _CODE)
+    ).hexdigest()
+    return found
+
+
+class FeatureDataModule(L.LightningDataModule):
+    """(features, label) batches of each split; train shuffled per (seed, epoch) like images."""
+
+    def __init__(
+        self, splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]], batch_size: int, seed: int
+    ) -> None:
+        super().__init__()
+        self.sets = {split: TensorDataset(*tensors) for split, tensors in splits.items()}
+        self.batch_size, self.seed = batch_size, seed
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = EpochShuffle(len(self.sets["train"]), self.seed)
+        return DataLoader(self.sets["train"], batch_size=self.batch_size, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.sets["val"], batch_size=self.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.sets["test"], batch_size=self.batch_size)

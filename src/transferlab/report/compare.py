@@ -1,0 +1,262 @@
+"""`python compare.py [folder] [--glob PATTERN]`: every run below a folder in one table.
+
+Reads only each run's summary.json, .hydra/ and csv/metrics.csv. Writes report.md,
+report.csv, val_acc.png, train_loss.png and test_acc.png into the folder and prints the
+table. One row per run: the overrides that differ between the runs, then the results,
+best first by the runs' `optimized_metric`; failed runs last, with their error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from transferlab.report.summary import read_summary
+from transferlab.report.sweep import RESUME_KEY, override_key
+
+RESULTS = ["best val acc", "test acc", "epochs", "trainable params", "s/epoch", "status", "error"]
+PLOTS = {"val_acc.png": "val/acc", "train_loss.png": "train/loss", "test_acc.png": "test/acc"}
+
+
+@dataclass
+class Run:
+    path: Path
+    name: str
+    summary: dict
+    overrides: dict[str, str]
+    config: DictConfig | None
+    history: pd.DataFrame  # one row per epoch (counted from 1), a column per metric
+
+    @property
+    def metrics(self) -> dict:
+        return self.summary.get("metrics") or {}
+
+    @property
+    def completed(self) -> bool:
+        return self.summary.get("status") == "completed"
+
+    def setting(self, key: str) -> str:
+        """The run's override for `key`, else its configured value where that is a scalar."""
+        if key in self.overrides:
+            return self.overrides[key]
+        value = OmegaConf.select(self.config, key, default=None) if self.config else None
+        return "default" if value is None or OmegaConf.is_config(value) else str(value)
+
+
+def find_runs(folder: Path, pattern: str | None = None) -> list[Path]:
+    """Run folders (those holding summary.json) below `folder`, optionally glob-filtered."""
+    runs = sorted(p.parent for p in folder.rglob("summary.json"))
+    if pattern:
+        runs = [r for r in runs if fnmatch.fnmatch(r.relative_to(folder).as_posix(), pattern)]
+    return runs
+
+
+def load_run(path: Path, root: Path) -> Run:
+    summary = read_summary(path)
+    hydra_dir = path / ".hydra"
+    overrides = summary.get("overrides")
+    if overrides is None and (hydra_dir / "overrides.yaml").is_file():
+        overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
+    config = (
+        OmegaConf.load(hydra_dir / "config.yaml") if (hydra_dir / "config.yaml").is_file() else None
+    )
+    relative = path.relative_to(root).as_posix() if path != root else path.name
+    head = relative.split("_", 1)[0]
+    return Run(
+        path=path,
+        name=f"#{head}" if "/" not in relative and head.isdigit() else relative,
+        summary=summary,
+        overrides={
+            override_key(o): o.split("=", 1)[1]
+            for o in overrides or []
+            if "=" in o and override_key(o) != RESUME_KEY
+        },
+        config=config,
+        history=_history(path / "csv" / "metrics.csv"),
+    )
+
+
+def _history(path: Path) -> pd.DataFrame:
+    """Lightning's CSV has a row per logging call; keep the last value per epoch and metric."""
+    if not path.is_file():
+        return pd.DataFrame()
+    frame = pd.read_csv(path)
+    if "epoch" not in frame:
+        return pd.DataFrame()
+    frame = frame.dropna(subset=["epoch"]).groupby("epoch").last()
+    frame.index = frame.index.astype(int) + 1
+    return frame
+
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """Override keys whose value is not the same in every run, in first-seen order."""
+    keys = list(dict.fromkeys(k for r in runs for k in r.overrides))
+    return [k for k in keys if len({r.setting(k) for r in runs}) > 1]
+
+
+def optimized_metric(runs: list[Run]) -> str:
+    for run in runs:
+        if run.config is not None and run.config.get("optimized_metric"):
+            return str(run.config.optimized_metric)
+    return "val/acc_best"
+
+
+def sort_runs(runs: list[Run], metric: str) -> list[Run]:
+    """Best first by `metric` (lowest first for a loss); runs without it, failed ones, last."""
+    sign = 1 if "loss" in metric else -1
+
+    def key(run: Run) -> tuple:
+        value = run.metrics.get(metric)
+        has_value = value is not None and math.isfinite(value)
+        return (not run.completed, not has_value, sign * value if has_value else 0.0)
+
+    return sorted(runs, key=key)
+
+
+def rows(runs: list[Run], keys: list[str], metric: str) -> pd.DataFrame:
+    """The report: a row per run, override columns, then the results."""
+    records = []
+    for run in runs:
+        history, metrics = run.history, run.metrics
+        best_val = metrics.get("val/acc_best")
+        if best_val is None and "val/acc" in history:
+            best_val = history["val/acc"].max()
+        epoch_s = history["time/epoch_s"].median() if "time/epoch_s" in history else None
+        record = {"run": run.name, **{k: run.setting(k) for k in keys}}
+        record |= {
+            "best val acc": best_val,
+            "test acc": metrics.get("test/acc"),
+            "epochs": run.summary.get("epochs"),
+            "trainable params": (run.summary.get("params") or {}).get("trainable"),
+            "s/epoch": epoch_s,
+        }
+        if metric not in ("val/acc_best", "test/acc"):
+            record[metric] = metrics.get(metric)
+        record["status"] = run.summary.get("status", "unknown")
+        record["error"] = run.summary.get("error") or ""
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    frame["epochs"] = frame["epochs"].astype("Int64")
+    frame["trainable params"] = frame["trainable params"].astype("Int64")
+    return frame
+
+
+def formatted(frame: pd.DataFrame, error_width: int) -> pd.DataFrame:
+    """Strings for the terminal and markdown: 4 decimals, thousands separators, short errors."""
+    out = frame.astype(object).where(frame.notna(), "")
+    style = {"s/epoch": "{:.2f}", "trainable params": "{:,}", "epochs": "{}"}
+    metrics = [c for c in out.columns if c not in style and frame[c].dtype.kind == "f"]
+    style |= dict.fromkeys(metrics, "{:.4f}")
+    for column, pattern in style.items():
+        out[column] = [pattern.format(v) if v != "" else "" for v in out[column]]
+    out["error"] = [_shorten(e, error_width) for e in out["error"]]
+    return out.astype(str) if any(out["error"]) else out.drop(columns="error").astype(str)
+
+
+def _shorten(text: str, width: int) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def markdown(frame: pd.DataFrame, title: str, caption: str) -> str:
+    cells = formatted(frame, error_width=160)
+    lines = [f"# {title}", "", caption, ""]
+    lines.append("| " + " | ".join(cells.columns) + " |")
+    lines.append("|" + "|".join("---" for _ in cells.columns) + "|")
+    for row in cells.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    lines += ["", *(f"![{name}]({file})" for file, name in PLOTS.items()), ""]
+    return "\n".join(lines)
+
+
+def print_table(frame: pd.DataFrame, title: str, caption: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    cells = formatted(frame, error_width=70)
+    table = Table(title=title, caption=caption)
+    for column in cells.columns:
+        if column == "error":
+            table.add_column(column, overflow="fold", min_width=24)
+        else:
+            numeric = column in RESULTS[:5] or frame[column].dtype.kind == "f"
+            table.add_column(column, no_wrap=True, justify="right" if numeric else "left")
+    for row, status in zip(cells.itertuples(index=False), frame["status"], strict=True):
+        table.add_row(*row, style=None if status == "completed" else "red")
+    console = Console()
+    # Piped into a file or a CI log: rich would assume 80 columns and squeeze the table.
+    (console if console.is_terminal else Console(width=160)).print(table)
+
+
+def save_plots(runs: list[Run], keys: list[str], folder: Path) -> None:
+    from transferlab.report.plots import save_bars, save_lines
+
+    def label(run: Run) -> str:
+        return " ".join([run.name, *(f"{k}={run.setting(k)}" for k in keys)])
+
+    for file, metric in list(PLOTS.items())[:2]:
+        series = [
+            (label(r), list(r.history[metric].dropna().items()))
+            for r in runs
+            if metric in r.history
+        ]
+        save_lines(series, folder / file, title=f"{metric} of every run", ylabel=metric)
+    tested = {
+        label(r): r.metrics["test/acc"] for r in runs if r.metrics.get("test/acc") is not None
+    }
+    save_bars(tested, folder / "test_acc.png", title="test accuracy per run", xlabel="test/acc")
+
+
+def latest_multirun(log_dir: Path) -> Path | None:
+    """The most recently started sweep: folder names begin with their start time."""
+    sweeps = [p for p in log_dir.glob("*/multiruns/*") if p.is_dir()]
+    return max(sweeps, key=lambda p: (p.name, p.stat().st_mtime), default=None)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="compare.py", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "folder", nargs="?", help="a sweep or a folder of runs (default: latest sweep)"
+    )
+    parser.add_argument(
+        "--glob", help="only runs whose path below the folder matches, e.g. '*cnn*'"
+    )
+    args = parser.parse_args(argv)
+    log_dir = Path(os.environ.get("PROJECT_ROOT", ".")) / "logs"
+    folder = Path(args.folder) if args.folder else latest_multirun(log_dir)
+    if folder is None or not folder.is_dir():
+        where = args.folder or f"{log_dir}/*/multiruns/"
+        print(
+            f"Error: no runs to compare at {where}. Run a sweep first "
+            f"(python train.py -m lr=1e-3,1e-4) or pass a folder of runs, e.g. "
+            f"python compare.py logs/train/runs."
+        )
+        return 2
+    paths = find_runs(folder, args.glob)
+    if not paths:
+        print(
+            f"Error: no run folder (with summary.json) below {folder}"
+            f"{f' matching {args.glob!r}' if args.glob else ''}. Check the folder and --glob."
+        )
+        return 2
+    runs = [load_run(p, folder) for p in paths]
+    metric = optimized_metric(runs)
+    runs = sort_runs(runs, metric)
+    keys = varying_keys(runs)
+    frame = rows(runs, keys, metric)
+    done = sum(r.completed for r in runs)
+    title = f"{len(runs)} runs in {folder}"
+    caption = f"{done} completed, {len(runs) - done} failed; sorted by {metric}, best first"
+    frame.to_csv(folder / "report.csv", index=False)
+    (folder / "report.md").write_text(markdown(frame, title, caption))
+    save_plots(runs, keys, folder)
+    print_table(frame, title, caption)
+    print(f"Wrote {folder}/report.md, report.csv, " + ", ".join(PLOTS))
+    return 0

@@ -1,0 +1,139 @@
+"""PNG plots: each run's curves and test confusion matrix, and the comparison's overlays."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, none opened
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
+
+CURVES = {"accuracy": ("train/acc", "val/acc"), "loss": ("train/loss", "val/loss")}
+
+# One curve: its label and (epoch, value) points.
+Series = tuple[str, Sequence[tuple[float, float]]]
+
+
+class RunPlots(Callback):
+    """Saves plots/accuracy.png and plots/loss.png after fitting, and after testing
+    plots/confusion_matrix.png with its counts in plots/confusion_matrix.csv."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.history: list[dict[str, float]] = []
+        self._hook = None
+        self._confusion: torch.Tensor | None = None
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        keys = [k for pair in CURVES.values() for k in pair if k in metrics]
+        epoch = trainer.current_epoch + 1  # counted from 1 on the plots
+        self.history.append({"epoch": epoch, **{k: float(metrics[k]) for k in keys}})
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not (trainer.is_global_zero and self.history):
+            return
+        for name, keys in CURVES.items():
+            series = [
+                (key, [(row["epoch"], row[key]) for row in self.history if key in row])
+                for key in keys
+            ]
+            save_lines(series, self.dirpath / f"{name}.png", title=name, ylabel=name)
+
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        criterion = getattr(pl_module, "criterion", None)
+        n = pl_module.hparams.get("num_classes")
+        if not isinstance(criterion, torch.nn.Module) or not n:
+            return
+        self._confusion = torch.zeros(n, n, dtype=torch.long)
+        # The loss sees every test batch's logits and targets, whatever the batch holds.
+        self._hook = criterion.register_forward_hook(self._count)
+
+    def _count(self, module, inputs, output) -> None:
+        logits, target = inputs[0].detach(), inputs[1].detach()
+        n = self._confusion.shape[0]
+        index = target.cpu().long() * n + logits.argmax(1).cpu()
+        self._confusion += torch.bincount(index, minlength=n * n).view(n, n)
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._hook is None:
+            return
+        self._hook.remove()
+        self._hook = None
+        confusion = trainer.strategy.reduce(self._confusion.to(pl_module.device), reduce_op="sum")
+        if trainer.is_global_zero:
+            classes = pl_module.hparams.get("classes") or [str(i) for i in range(len(confusion))]
+            save_confusion(confusion.cpu(), [str(c) for c in classes], self.dirpath)
+
+
+def save_lines(series: Sequence[Series], path: Path, title: str, ylabel: str) -> None:
+    """One figure with a line per series against epochs; the legend names each."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, points in series:
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", markersize=3, label=label)
+    ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if len(series) > 8:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def save_bars(values: Mapping[str, float], path: Path, title: str, xlabel: str) -> None:
+    """Horizontal bars, best at the top, each labelled with its value."""
+    labels, heights = list(values), list(values.values())
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.4 * len(labels)))
+    bars = ax.barh(range(len(labels)), heights, color="tab:blue")
+    ax.bar_label(bars, fmt="%.4f", padding=3, fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set(title=title, xlabel=xlabel, xlim=(0, max(1.0, *heights) * 1.12))
+    ax.grid(axis="x", alpha=0.3)
+    _save(fig, path)
+
+
+def save_confusion(confusion: torch.Tensor, classes: list[str], dirpath: Path) -> None:
+    """The test confusion matrix (rows = true class) as PNG and as CSV counts."""
+    dirpath.mkdir(parents=True, exist_ok=True)
+    with open(dirpath / "confusion_matrix.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *classes])
+        writer.writerows([c, *row] for c, row in zip(classes, confusion.tolist(), strict=True))
+    n = len(classes)
+    accuracy = confusion.diag().sum().item() / max(1, confusion.sum().item())
+    fig, ax = plt.subplots(figsize=(min(12, 2 + 0.5 * n), min(11, 1.5 + 0.5 * n)))
+    image = ax.imshow(confusion, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    if n <= 30:
+        ax.set_xticks(range(n), classes, rotation=90 if n > 10 else 0, fontsize=8)
+        ax.set_yticks(range(n), classes, fontsize=8)
+    if n <= 20:
+        high = confusion.max().item() / 2
+        for (i, j), count in zip(
+            torch.cartesian_prod(torch.arange(n), torch.arange(n)).tolist(),
+            confusion.flatten().tolist(),
+            strict=True,
+        ):
+            color = "white" if count > high else "black"
+            ax.text(j, i, count, ha="center", va="center", fontsize=7, color=color)
+    ax.set(
+        title=f"test confusion matrix (accuracy {accuracy:.4f})", xlabel="predicted", ylabel="true"
+    )
+    _save(fig, dirpath / "confusion_matrix.png")
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)

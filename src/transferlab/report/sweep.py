@@ -1,0 +1,168 @@
+"""Sweeps: job folder names, `+resume=true`, threads per parallel job, and the end report.
+
+`SweepReport` is a Hydra callback (conf/hydra/default.yaml) that runs in the launching
+process, so it works the same with the basic, joblib and submitit launchers and with the
+Optuna sweeper. A failed job returns instead of raising (cli.py), so the sweeper runs every
+job and this callback counts them from their summary.json files at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from transferlab.report.summary import read_summary
+
+log = logging.getLogger("transferlab")
+
+RESUME_KEY = "resume"
+
+
+def override_key(override: str) -> str:
+    """`+model.unfreeze=2` -> `model.unfreeze`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def without_resume(overrides: list[str]) -> list[str]:
+    return [o for o in overrides if override_key(o) != RESUME_KEY]
+
+
+def constant_keys(task_overrides: list[str]) -> list[str]:
+    """Keys set to one value for every job: left out of job folder names."""
+    parsed = OverridesParser.create().parse_overrides(task_overrides)
+    return sorted({o.key_or_group for o in parsed if not o.is_sweep_override()} | {RESUME_KEY})
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _find_sweep_to_resume(resume: Any, multiruns: Path, task_overrides: list[str]) -> Path:
+    """`+resume=<folder>` names the sweep; `+resume=true` finds the latest with these overrides."""
+    if resume is not True:
+        folder = Path(str(resume))
+        if not (folder / "multirun.yaml").is_file():
+            print(
+                f"\nError: resume={resume} is not a sweep folder (no multirun.yaml in it). Give "
+                f"a folder under {multiruns}, or +resume=true for the latest sweep with the "
+                f"same overrides.\n",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        return folder
+    wanted = without_resume(task_overrides)
+    for folder in sorted(multiruns.glob("*/"), key=lambda p: p.name, reverse=True):
+        record = folder / "multirun.yaml"
+        if record.is_file():
+            earlier = OmegaConf.load(record).hydra.overrides.task
+            if without_resume(list(earlier)) == wanted:
+                return folder
+    return Path()
+
+
+class SweepReport(Callback):
+    """Fixes the sweep folder for every job, and reports "N completed, M failed" at the end."""
+
+    def __init__(self, exit_on_failure: bool = True) -> None:
+        self.exit_on_failure = exit_on_failure
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        task_overrides = list(config.hydra.overrides.task)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        resume = config.get(RESUME_KEY)
+        if resume:
+            found = _find_sweep_to_resume(resume, sweep_dir.parent, task_overrides)
+            if found.name:
+                sweep_dir = found
+                print(f"Resuming {sweep_dir}: jobs completed there are skipped.")
+            else:
+                print(f"No earlier sweep with these overrides: starting {sweep_dir}.")
+        exclude = [*config.hydra.job.config.override_dirname.exclude_keys]
+        exclude += [k for k in constant_keys(task_overrides) if k not in exclude]
+        # Each job composes its config anew from these overrides (in whatever process the
+        # launcher uses), so this is how every job gets the same folder and naming.
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.sweep.dir = str(sweep_dir)
+            config.hydra.job.config.override_dirname.exclude_keys = exclude
+            config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quote(str(sweep_dir))}")
+            config.hydra.overrides.hydra.append(
+                "hydra.job.config.override_dirname.exclude_keys="
+                f"[{','.join(_quote(k) for k in exclude)}]"
+            )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = job_folders(sweep_dir)
+        summaries = {job: _summary_or_none(job) for job in jobs}
+        done = [j for j, s in summaries.items() if s and s.get("status") == "completed"]
+        failed = [j for j in jobs if j not in done]
+        print(f"\nSweep {sweep_dir}: {len(done)} completed, {len(failed)} failed")
+        for job in failed:
+            error = (summaries[job] or {}).get("error") or "no summary.json: the job was killed"
+            print(f"  failed: {job.name}: {error.splitlines()[0][:300]}")
+        metric = config.get("optimized_metric")
+        best = _best(done, summaries, metric)
+        if best is not None:
+            print(f"  best: {best.name} ({metric} = {summaries[best]['metrics'][metric]:.4f})")
+        print(f"  compare: python compare.py {sweep_dir}")
+        if failed and self.exit_on_failure:
+            sys.exit(1)
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """The job folders of a sweep, in job-number order."""
+
+    def number(path: Path) -> int:
+        head = path.name.split("_", 1)[0]
+        return int(head) if head.isdigit() else sys.maxsize
+
+    jobs = [p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()]
+    return sorted(jobs, key=lambda p: (number(p), p.name))
+
+
+def _summary_or_none(job: Path) -> dict | None:
+    try:
+        return read_summary(job)
+    except (OSError, ValueError):
+        return None
+
+
+def _best(done: list[Path], summaries: dict, metric: str | None) -> Path | None:
+    scored = [j for j in done if metric and summaries[j]["metrics"].get(metric) is not None]
+    if not scored:
+        return None
+    sign = -1 if "loss" in metric else 1
+    return max(scored, key=lambda j: sign * summaries[j]["metrics"][metric])
+
+
+def completed_before(output_dir: Path, overrides: list[str]) -> dict | None:
+    """The summary of this job if an earlier run of it completed in this folder (resume)."""
+    summary = _summary_or_none(output_dir)
+    if not summary or summary.get("status") != "completed":
+        return None
+    same = without_resume(summary.get("overrides") or []) == without_resume(overrides)
+    return summary if same else None
+
+
+def limit_threads(launcher: DictConfig) -> None:
+    """Divide the CPU cores among jobs that run in parallel on this machine."""
+    cpus = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs")  # joblib: jobs at once; -1 = one per core, -2 = all but one
+    if "joblib" in str(launcher.get("_target_")) and n_jobs:
+        parallel = cpus + 1 + n_jobs if n_jobs < 0 else n_jobs
+        threads = max(1, cpus // max(1, parallel))
+    elif launcher.get("cpus_per_task"):  # submitit: the cores each job was given
+        threads = int(launcher.cpus_per_task)
+    else:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+    log.info("torch threads per job: %d (%d cores)", threads, cpus)

@@ -1,0 +1,118 @@
+"""compare.py and each run's plots, on real runs made through the command line."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from tests.conftest import run_cli, run_dirs, summary
+from transferlab.report.compare import main as compare_main
+from transferlab.report.sweep import job_folders
+
+CNN = ("model=cnn", "mode=scratch", "extras.print_config=false")
+
+
+@pytest.fixture(scope="module")
+def compared_sweep(tmp_path_factory):
+    """The acceptance sweep (2 optimizers x 2 learning rates), then `python compare.py`."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    proc = run_cli(
+        "train.py", "-m", "optimizer=sgd,adam", "lr=1e-3,1e-4", "epochs=2", *CNN, cwd=cwd
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = run_cli("compare.py", cwd=cwd)  # no folder: the latest sweep
+    assert report.returncode == 0, report.stderr[-3000:]
+    (sweep,) = run_dirs(cwd / "logs", "train/multiruns/*")
+    with open(sweep / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    return sweep, rows, report.stdout
+
+
+def test_compare_makes_a_row_per_run_and_a_column_per_varying_override(compared_sweep):
+    sweep, rows, _ = compared_sweep
+    assert len(rows) == 4
+    assert list(rows[0]) == [
+        "run",
+        "optimizer",
+        "lr",
+        "best val acc",
+        "test acc",
+        "epochs",
+        "trainable params",
+        "s/epoch",
+        "status",
+        "error",
+    ]
+    assert {(r["optimizer"], r["lr"]) for r in rows} == {
+        (o, lr) for o in ("sgd", "adam") for lr in ("0.001", "0.0001")
+    }
+    by_run = {f"#{job.name.split('_')[0]}": summary(job) for job in job_folders(sweep)}
+    for row in rows:
+        result = by_run[row["run"]]
+        assert float(row["test acc"]) == pytest.approx(result["metrics"]["test/acc"])
+        assert float(row["best val acc"]) == pytest.approx(result["metrics"]["val/acc_best"])
+        assert int(row["epochs"]) == 2
+        assert int(row["trainable params"]) == result["params"]["trainable"]
+        assert float(row["s/epoch"]) > 0
+        assert row["status"] == "completed"
+
+
+def test_compare_sorts_by_the_optimized_metric_and_prints_the_same_table(compared_sweep):
+    sweep, rows, stdout = compared_sweep
+    best = [float(r["best val acc"]) for r in rows]
+    assert best == sorted(best, reverse=True)
+    markdown = (sweep / "report.md").read_text()
+    for row in rows:
+        assert f"| {row['run']} | {row['optimizer']} | {row['lr']} |" in markdown
+        assert row["run"] in stdout
+    assert "sorted by val/acc_best" in stdout
+
+
+def test_compare_draws_the_overlaid_curves_and_test_bars(compared_sweep):
+    sweep, _, _ = compared_sweep
+    for name in ("val_acc.png", "train_loss.png", "test_acc.png"):
+        image = imread(sweep / name)
+        assert image.shape[0] > 150 and image.shape[1] > 400, name
+        assert np.asarray(image).std() > 0.05, f"{name} is blank"
+        assert f"]({name})" in (sweep / "report.md").read_text()
+
+
+def test_every_run_saves_curves_and_a_test_confusion_matrix(compared_sweep):
+    sweep, _, _ = compared_sweep
+    for job in job_folders(sweep):
+        for name in ("accuracy.png", "loss.png", "confusion_matrix.png"):
+            assert imread(job / "plots" / name).shape[1] > 300, name
+        with open(job / "plots" / "confusion_matrix.csv") as f:
+            header, *lines = list(csv.reader(f))
+        counts = np.array([[int(c) for c in line[1:]] for line in lines])
+        assert counts.shape == (10, 10) and header[1:] == [str(i) for i in range(10)]
+        assert counts.sum() == 270  # digits' test split: 15% of 1,797
+        accuracy = np.trace(counts) / counts.sum()
+        assert accuracy == pytest.approx(summary(job)["metrics"]["test/acc"], abs=1e-6)
+
+
+def test_compare_reads_a_folder_of_single_runs_with_a_glob_filter(tmp_path):
+    for lr in ("0.01", "0.001"):
+        proc = run_cli("train.py", *CNN, "epochs=1", f"lr={lr}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    runs_dir = tmp_path / "logs" / "train" / "runs"
+    first, second = run_dirs(runs_dir, "*")
+    assert compare_main([str(runs_dir)]) == 0
+    with open(runs_dir / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["lr"] for r in rows) == ["0.001", "0.01"]
+    assert {r["run"] for r in rows} == {first.name, second.name}
+
+    assert compare_main([str(runs_dir), "--glob", f"*{second.name[-6:]}"]) == 0
+    with open(runs_dir / "report.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["run"] == second.name
+    assert "lr" not in row  # one run: nothing varies
+
+
+def test_compare_without_runs_says_what_to_do(tmp_path, capsys):
+    assert compare_main([str(tmp_path)]) == 2
+    assert "no run folder" in capsys.readouterr().out
