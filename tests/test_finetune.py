@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 import yaml
@@ -47,7 +49,7 @@ def test_trainable_counts_rise_strictly_with_unfreeze_and_top_equals_finetune(na
     for k in range(n_groups + 1):
         freeze.set_trainable(net, k)
         counts.append(sum(p.numel() for p in net.parameters() if p.requires_grad))
-    assert all(a < b for a, b in zip(counts, counts[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(counts))
     assert counts[-1] == everything
     head = sum(p.numel() for p in net.head.parameters())
     assert counts[0] == head

@@ -115,4 +115,4 @@ def test_compare_reads_a_folder_of_single_runs_with_a_glob_filter(tmp_path):
 
 def test_compare_without_runs_says_what_to_do(tmp_path, capsys):
     assert compare_main([str(tmp_path)]) == 2
-    assert "no run folder" in capsys.readouterr().out
+    assert "no run folder" in capsys.readouterr().err

@@ -9,10 +9,9 @@ import struct
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
-
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from tests.conftest import run_cli, run_dirs, summary
 from transferlab.cli import CONF_DIR
@@ -175,10 +174,19 @@ def test_wandb_offline_sweep_puts_its_runs_in_one_group(tmp_path, no_wandb_key):
         assert (run.run_group, run.job_type, list(run.tags)) == (sweep.name, "scratch", ["dev"])
         summary_keys = {i.key for r in records if r.HasField("summary") for i in r.summary.update}
         assert {"status", "test/acc", "params/trainable"} <= summary_keys
-        history = {i.key for r in records if r.HasField("history") for i in r.history.item}
+        history = {
+            i.key or i.nested_key[0]  # an image is logged as nested fields under its key
+            for r in records
+            if r.HasField("history")
+            for i in r.history.item
+        }
         assert {"plots/confusion_matrix", "plots/accuracy", "val/acc"} <= history
-        config = {i.key: json.loads(i.value_json) for r in records if r.HasField("config")
-                  for i in r.config.update}
+        config = {
+            i.key: json.loads(i.value_json)
+            for r in records
+            if r.HasField("config")
+            for i in r.config.update
+        }
         assert config["lr"] in (1e-3, 1e-4) and config["mode"]["name"] == "scratch"
 
 

@@ -115,13 +115,16 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
     if extras.get("print_config") and _rank() == 0:
         _save_config_tree(cfg, output_dir)
 
-    from transferlab import pipeline
+    from transferlab import distributed, pipeline
     from transferlab.report import tracking
     from transferlab.report.summary import write_summary
 
     sweep.limit_threads(hc.launcher)
+    slot = distributed.gpu_pool_slot(cfg, hc)
     try:
         result = pipeline.run_timed(getattr(pipeline, task), cfg, output_dir)
+        if slot is not None:
+            result["gpu_slot"] = slot
     except UserError as err:
         return _fail(err, output_dir, overrides, hc.mode)
     except BaseException as err:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
 
 from transferlab.errors import UserError
 
@@ -36,9 +38,56 @@ def validate_train(cfg: DictConfig) -> None:
             f"or give weights with model.pretrained=true or model.weights=<file>."
         )
 
+    _weights_file(model.get("weights"))
+    _image_folder(cfg.data)
+
 
 def validate_eval(cfg: DictConfig) -> None:
     _positive(cfg, "batch_size", int, "batch_size=64")
+    ckpt = Path(str(cfg.ckpt_path)).expanduser()
+    if not ckpt.is_file():
+        raise UserError(
+            f"ckpt_path={cfg.ckpt_path} is not a file. Point it at a run's checkpoint, e.g. "
+            f"ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt."
+        )
+    if cfg.get("data"):
+        _image_folder(cfg.data)
+
+
+def _weights_file(weights) -> None:
+    if weights and not Path(str(weights)).expanduser().is_file():
+        raise UserError(
+            f"model.weights={weights} does not exist. Give a .pth/.pt/.safetensors file or a "
+            f"run's checkpoint, e.g. model.weights=logs/train/runs/<run>/checkpoints/best.ckpt, "
+            f"or model.weights=null."
+        )
+
+
+def _image_folder(data: DictConfig) -> None:
+    """A class-per-subfolder tree must exist and hold at least two classes."""
+    source = data.get("source") or {}
+    if not str(source.get("_target_", "")).endswith("ImageFolderSource"):
+        return
+    if OmegaConf.is_missing(source, "root"):
+        raise UserError(
+            "data=image_folder needs the folder of images: add data.source.root=<folder> "
+            "(one subfolder per class, or train/, val/, test/ splits of that)."
+        )
+    root = Path(str(source.get("root"))).expanduser()
+    if not root.is_dir():
+        raise UserError(
+            f"data.source.root={source.get('root')} is not a folder. Point it at a folder with "
+            f"one subfolder per class (or train/, val/, test/ splits of that), e.g. "
+            f"data.source.root=/data/flowers."
+        )
+    tree = root / "train" if (root / "train").is_dir() else root
+    classes = [p.name for p in tree.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(classes) < 2:
+        raise UserError(
+            f"{tree} holds {len(classes)} class folder(s) {classes}: a classifier needs at "
+            f"least two. Put each class's images in its own subfolder, e.g. {tree}/cat/1.jpg "
+            f"and {tree}/dog/1.jpg."
+        )
 
 
 def _positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:

@@ -14,16 +14,16 @@ import sys
 from collections.abc import Iterator, Sequence
 
 import torch.distributed as dist
-
 from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
 from lightning.pytorch.strategies.launchers import subprocess_script as trainer_launcher
 
 
 def hydra_child_command(local_rank: int) -> tuple[Sequence[str], str]:
     """The command and working directory of DDP rank `local_rank` for the running Hydra job."""
-    import __main__
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd, to_absolute_path
+
+    import __main__
 
     hc = HydraConfig.get()
     if __main__.__spec__ is None:
@@ -62,3 +62,23 @@ def job_scope() -> Iterator[None]:
             dist.destroy_process_group()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def gpu_pool_slot(cfg, hydra_cfg) -> int | None:
+    """`hydra/launcher=gpu_pool`: sweep job i trains on GPU i mod N, N = launcher.n_jobs.
+
+    The device index goes to `trainer.devices` rather than CUDA_VISIBLE_DEVICES because
+    joblib reuses worker processes, whose CUDA context was fixed by their first job.
+    Returns the slot (also recorded in summary.json), or None outside a GPU pool.
+    """
+    if hydra_cfg.runtime.choices.get("hydra/launcher") != "gpu_pool":
+        return None
+    import torch
+    from omegaconf import open_dict
+
+    slot = hydra_cfg.job.num % int(hydra_cfg.launcher.n_jobs)
+    if torch.cuda.is_available() and slot < torch.cuda.device_count():
+        with open_dict(cfg):
+            cfg.trainer.accelerator = "gpu"
+            cfg.trainer.devices = [slot]
+    return slot

@@ -102,7 +102,8 @@ class ClassifierModule(L.LightningModule):
                 f"(trainer.gradient_clip_val=1.0) or check the data for NaNs."
             )
         key = f"{stage}_"
-        self.loss[key](loss.detach())
+        # weighted by batch size: the mean over samples, however batches fall across ranks
+        self.loss[key](loss.detach(), weight=len(y))
         self.acc[key](logits.detach(), y)
         self.log(f"{stage}/loss", self.loss[key], on_step=False, on_epoch=True, prog_bar=True)
         self.log(f"{stage}/acc", self.acc[key], on_step=False, on_epoch=True, prog_bar=True)

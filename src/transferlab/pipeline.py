@@ -159,12 +159,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Test a checkpoint, on its own data or on `data=...`; returns the fields of summary.json."""
-    ckpt = Path(cfg.ckpt_path)
-    if not ckpt.is_file():
-        raise UserError(
-            f"ckpt_path={cfg.ckpt_path} is not a file. Point it at a run's checkpoint, e.g. "
-            f"ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt."
-        )
+    ckpt = Path(cfg.ckpt_path)  # config.validate_eval checked that it exists
     module = ClassifierModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     hp = module.hparams
     data_cfg = to_dict(cfg.data) if cfg.get("data") else hp["data"]

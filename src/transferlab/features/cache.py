@@ -116,7 +116,7 @@ class FeatureCache:
         path = self.path(split)
         # Parallel sweep jobs wait here for the first one's file instead of computing it too.
         with _locked(path.with_name(f".{path.name}.lock")):
-            found = self.read(path, key, expected)
+            found = _read_valid(path, key, expected)
             if found is not None:
                 log.info(
                     "Feature cache hit: %s features %s read from %s", split, _shape(found), path
@@ -127,25 +127,25 @@ class FeatureCache:
             _atomic_save({**blob, "checksum": _checksum(features, labels)}, path)
             return features, labels
 
-    @staticmethod
-    def read(path: Path, key: str, expected: int) -> Features | None:
-        """The file's (features, labels) if it is complete, of this key and intact; else None."""
-        if not path.is_file():
-            return None
-        try:
-            blob = torch.load(path, weights_only=True, map_location="cpu")
-        except Exception as err:  # a truncated or foreign file fails in many ways
-            return _rejected(path, f"unreadable: {type(err).__name__}")
-        if not isinstance(blob, dict) or blob.get("key") != key:
-            return _rejected(path, "written for another key (stale)")
-        features, labels = blob.get("features"), blob.get("labels")
-        if not (isinstance(features, torch.Tensor) and isinstance(labels, torch.Tensor)):
-            return _rejected(path, "no feature or label tensors")
-        if features.ndim != 2 or labels.ndim != 1 or not len(features) == len(labels) == expected:
-            return _rejected(path, f"{len(labels)} items where the split has {expected}")
-        if blob.get("checksum") != _checksum(features, labels):
-            return _rejected(path, "checksum mismatch (corrupt)")
-        return features, labels
+
+def _read_valid(path: Path, key: str, expected: int) -> Features | None:
+    """The file's (features, labels) if it is complete, of this key and intact; else None."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # a truncated or foreign file fails in many ways
+        return _rejected(path, f"unreadable: {type(err).__name__}")
+    if not isinstance(blob, dict) or blob.get("key") != key:
+        return _rejected(path, "written for another key (stale)")
+    features, labels = blob.get("features"), blob.get("labels")
+    if not (isinstance(features, torch.Tensor) and isinstance(labels, torch.Tensor)):
+        return _rejected(path, "no feature or label tensors")
+    if features.ndim != 2 or labels.ndim != 1 or not len(features) == len(labels) == expected:
+        return _rejected(path, f"{len(labels)} items where the split has {expected}")
+    if blob.get("checksum") != _checksum(features, labels):
+        return _rejected(path, "checksum mismatch (corrupt)")
+    return features, labels
 
 
 def timed_pass(split: str, compute: Callable[[], Features], where: str) -> Features:
@@ -175,6 +175,7 @@ def _rejected(path: Path, why: str) -> None:
 def _atomic_save(blob: dict, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep a shared cache from other users
         with os.fdopen(fd, "wb") as f:
             torch.save(blob, f)
             f.flush()

@@ -50,15 +50,17 @@ class LayerFeatures(nn.Module):
         for name, buffer in backbone.named_buffers(recurse=False):
             self.register_buffer(name, buffer, persistent=name not in transient)
         object.__setattr__(self, "_backbone", backbone)  # called, but not registered twice
-        self.layers, self.pool, self.l2norm = list(layers or []), pool, l2norm
+        self.training = backbone.training
+        # Underscored: the adopted children may be called `layers` or `pool` themselves.
+        self._layers, self._pool, self._l2norm = list(layers or []), pool, l2norm
         self._pooled: dict[str, torch.Tensor] = {}
-        for name in self.layers:
+        for name in self._layers:
             _layer(backbone, name).register_forward_hook(self._keep(name))
 
     def _keep(self, name: str):
         def hook(module: nn.Module, inputs, output) -> None:
             # Pool at once: a later in-place op (ReLU(inplace=True)) may overwrite `output`.
-            self._pooled[name] = pool_map(output, self.pool)
+            self._pooled[name] = pool_map(output, self._pool)
 
         return hook
 
@@ -66,7 +68,7 @@ class LayerFeatures(nn.Module):
         self._pooled.clear()
         final = self._backbone(x)
         try:
-            parts = [self._pooled[name] for name in self.layers] if self.layers else [final]
+            parts = [self._pooled[name] for name in self._layers] if self._layers else [final]
         except KeyError as err:
             raise UserError(
                 f"Feature layer {err.args[0]!r} exists but does not run in the backbone's "
@@ -75,7 +77,7 @@ class LayerFeatures(nn.Module):
             ) from err
         finally:
             self._pooled.clear()
-        if self.l2norm:
+        if self._l2norm:
             parts = [F.normalize(p, dim=1) for p in parts]
         return torch.cat(parts, dim=1)
 

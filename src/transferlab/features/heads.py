@@ -107,7 +107,9 @@ def _logit_weights(clf, scaler: StandardScaler | None) -> tuple[np.ndarray, np.n
     if weight.shape[0] == 1:
         weight = np.vstack([np.zeros_like(weight), weight])
         bias = np.concatenate([[0.0], bias])
-    if scaler is not None:  # w . (x - mean) / scale + b  ==  (w / scale) . x + (b - w . mean / scale)
+    if (
+        scaler is not None
+    ):  # w . (x - mean) / scale + b  ==  (w / scale) . x + (b - w . mean / scale)
         weight = weight / scaler.scale_
         bias = bias - weight @ scaler.mean_
     return weight, bias

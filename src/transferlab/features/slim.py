@@ -37,10 +37,7 @@ def restore_backbone(module, checkpoint: dict[str, Any]) -> None:
         return
     hp = module.hparams
     digest = (hp.get("features") or {}).get("weights_digest")
-    if module.backbone_loaded:
-        backbone = module.net.backbone
-    else:
-        backbone = _rebuild_backbone(hp, digest)
+    backbone = module.net.backbone if module.backbone_loaded else _rebuild_backbone(hp, digest)
     found = state_digest(backbone)
     if found != digest:
         raise UserError(

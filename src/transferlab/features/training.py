@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+import warnings
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -67,6 +68,12 @@ def check_config(cfg: DictConfig) -> None:
             f"head={name} is fitted once on fixed features, so train-time augmentation cannot "
             f"apply. Use augmentation=none with it, or head=linear to train on augmented images."
         )
+    if not features.get("save_backbone", True) and cfg.mode.name != "feature_extract":
+        raise UserError(
+            f"features.save_backbone=false leaves the backbone out of checkpoints, but "
+            f"mode={cfg.mode.name} trains it. Use it with mode=feature_extract only, or keep "
+            "features.save_backbone=true."
+        )
     frozen_bn = cfg.model.get("frozen_bn", "eval")
     if not features.get("save_backbone", True) and frozen_bn == "train":
         raise UserError(
@@ -114,6 +121,8 @@ def cached_datamodule(
     if classical:
         fit_head(module.net.head, module.hparams["head"], *splits["train"], seed=cfg.seed)
         trainer.fit_loop.max_epochs = 1  # a fitted head: one epoch logs, checkpoints, validates
+        # Its training_step returns None on purpose: nothing is left to optimise.
+        warnings.filterwarnings("ignore", message="`training_step` returned `None`")
     return FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed)
 
 
@@ -135,7 +144,8 @@ def _cache(cfg: DictConfig, module, features: Mapping) -> cache_io.FeatureCache:
             root = None
     key = {
         "format": cache_io.FORMAT,
-        "backbone": {k: module.hparams["model"].get(k) for k in ("_target_", "name", "weights")},
+        # The digest, not the weights file's path, identifies the weights: a moved file hits.
+        "backbone": {k: module.hparams["model"].get(k) for k in ("_target_", "name")},
         "weights_digest": features["weights_digest"],
         "data": {"source": _plain(cfg.data.source), "seed": cfg.seed},
         "preprocess": module.hparams["preprocess"],

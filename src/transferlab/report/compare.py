@@ -12,6 +12,7 @@ import argparse
 import fnmatch
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,9 @@ class Run:
         """The run's override for `key`, else its configured value where that is a scalar."""
         if key in self.overrides:
             return self.overrides[key]
-        value = OmegaConf.select(self.config, key, default=None) if self.config else None
+        if self.config is None:
+            return "default"
+        value = OmegaConf.select(self.config, key, throw_on_resolution_failure=False)
         return "default" if value is None or OmegaConf.is_config(value) else str(value)
 
 
@@ -236,14 +239,16 @@ def main(argv: list[str]) -> int:
         print(
             f"Error: no runs to compare at {where}. Run a sweep first "
             f"(python train.py -m lr=1e-3,1e-4) or pass a folder of runs, e.g. "
-            f"python compare.py logs/train/runs."
+            f"python compare.py logs/train/runs.",
+            file=sys.stderr,
         )
         return 2
     paths = find_runs(folder, args.glob)
     if not paths:
         print(
             f"Error: no run folder (with summary.json) below {folder}"
-            f"{f' matching {args.glob!r}' if args.glob else ''}. Check the folder and --glob."
+            f"{f' matching {args.glob!r}' if args.glob else ''}. Check the folder and --glob.",
+            file=sys.stderr,
         )
         return 2
     runs = [load_run(p, folder) for p in paths]

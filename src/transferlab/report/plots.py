@@ -6,13 +6,11 @@ import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed, none opened
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import torch  # noqa: E402
-from lightning.pytorch import Callback, LightningModule, Trainer  # noqa: E402
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global state
+from matplotlib.ticker import MaxNLocator
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 CURVES = {"accuracy": ("train/acc", "val/acc"), "loss": ("train/loss", "val/loss")}
 
@@ -28,7 +26,7 @@ class RunPlots(Callback):
         self.dirpath = Path(dirpath)
         self.history: list[dict[str, float]] = []
         self._hook = None
-        self._confusion: torch.Tensor | None = None
+        self._confusion: MulticlassConfusionMatrix | None = None
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         metrics = trainer.callback_metrics
@@ -51,30 +49,28 @@ class RunPlots(Callback):
         n = pl_module.hparams.get("num_classes")
         if not isinstance(criterion, torch.nn.Module) or not n:
             return
-        self._confusion = torch.zeros(n, n, dtype=torch.long)
+        self._confusion = MulticlassConfusionMatrix(n).to(pl_module.device)
         # The loss sees every test batch's logits and targets, whatever the batch holds.
         self._hook = criterion.register_forward_hook(self._count)
 
     def _count(self, module, inputs, output) -> None:
-        logits, target = inputs[0].detach(), inputs[1].detach()
-        n = self._confusion.shape[0]
-        index = target.cpu().long() * n + logits.argmax(1).cpu()
-        self._confusion += torch.bincount(index, minlength=n * n).view(n, n)
+        self._confusion.update(inputs[0].detach(), inputs[1].detach())
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._hook is None:
             return
         self._hook.remove()
         self._hook = None
-        confusion = trainer.strategy.reduce(self._confusion.to(pl_module.device), reduce_op="sum")
+        confusion = self._confusion.compute().cpu()  # summed over DDP processes
         if trainer.is_global_zero:
             classes = pl_module.hparams.get("classes") or [str(i) for i in range(len(confusion))]
-            save_confusion(confusion.cpu(), [str(c) for c in classes], self.dirpath)
+            save_confusion(confusion, [str(c) for c in classes], self.dirpath)
 
 
 def save_lines(series: Sequence[Series], path: Path, title: str, ylabel: str) -> None:
     """One figure with a line per series against epochs; the legend names each."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for label, points in series:
         if points:
             xs, ys = zip(*points, strict=True)
@@ -92,12 +88,13 @@ def save_lines(series: Sequence[Series], path: Path, title: str, ylabel: str) ->
 def save_bars(values: Mapping[str, float], path: Path, title: str, xlabel: str) -> None:
     """Horizontal bars, best at the top, each labelled with its value."""
     labels, heights = list(values), list(values.values())
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.4 * len(labels)))
+    fig = Figure(figsize=(7, 1.2 + 0.4 * len(labels)))
+    ax = fig.subplots()
     bars = ax.barh(range(len(labels)), heights, color="tab:blue")
     ax.bar_label(bars, fmt="%.4f", padding=3, fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set(title=title, xlabel=xlabel, xlim=(0, max(1.0, *heights) * 1.12))
+    ax.set(title=title, xlabel=xlabel, xlim=(0, max([1.0, *heights]) * 1.12))
     ax.grid(axis="x", alpha=0.3)
     _save(fig, path)
 
@@ -111,7 +108,8 @@ def save_confusion(confusion: torch.Tensor, classes: list[str], dirpath: Path) -
         writer.writerows([c, *row] for c, row in zip(classes, confusion.tolist(), strict=True))
     n = len(classes)
     accuracy = confusion.diag().sum().item() / max(1, confusion.sum().item())
-    fig, ax = plt.subplots(figsize=(min(12, 2 + 0.5 * n), min(11, 1.5 + 0.5 * n)))
+    fig = Figure(figsize=(min(12, 2 + 0.5 * n), min(11, 1.5 + 0.5 * n)))
+    ax = fig.subplots()
     image = ax.imshow(confusion, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046)
     if n <= 30:
@@ -132,8 +130,7 @@ def save_confusion(confusion: torch.Tensor, classes: list[str], dirpath: Path) -
     _save(fig, dirpath / "confusion_matrix.png")
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)

@@ -165,4 +165,4 @@ def limit_threads(launcher: DictConfig) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    log.info("torch threads per job: %d (%d cores)", threads, cpus)
+    log.info("torch threads per job: %d (%d cores)", torch.get_num_threads(), cpus)
