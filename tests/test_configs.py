@@ -30,7 +30,10 @@ OPTIONS = [
     for group in GROUPS
     for path in sorted((Path(CONF_DIR) / group).glob("*.yaml"))
 ]
-NEEDS_ROOT = {("data", "image_folder"): "data.source.root={tmp}"}
+NEEDS = {
+    ("data", "image_folder"): "data.source.root={tmp}",
+    ("model", "timm"): "model.name=resnet18",
+}
 
 
 def test_every_group_has_options():
@@ -41,10 +44,10 @@ def test_every_group_has_options():
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_instantiates(group, option, cfg_factory, tmp_path):
     overrides = [f"{group}={option}"]
-    if (group, option) in NEEDS_ROOT:
+    if (group, option) in NEEDS:
         for cls in ("a", "b"):
             (tmp_path / cls).mkdir()
-        overrides.append(NEEDS_ROOT[(group, option)].format(tmp=tmp_path))
+        overrides.append(NEEDS[(group, option)].format(tmp=tmp_path))
     cfg = cfg_factory(*overrides)
     assert cfg.optimizer.lr == cfg.lr
     assert cfg.trainer.max_epochs == cfg.epochs
@@ -65,7 +68,7 @@ def test_option_composes_and_instantiates(group, option, cfg_factory, tmp_path):
     if group in ("trainer", "logger", "callbacks", "debug"):
         if cfg.trainer.accelerator in ("gpu", "mps"):
             # No accelerator here: the config is checked, the Trainer would refuse to start.
-            assert option in ("gpu", "ddp", "mps")
+            assert option in ("gpu", "ddp", "mps", "multinode")
             return
         trainer = build_trainer(cfg, tmp_path)
         if option == "fdr":  # fast_dev_run swaps every logger for a dummy on purpose

@@ -125,6 +125,22 @@ def test_slurm_launcher_config_extends_submitit():
     assert launcher.cpus_per_task and launcher.gpus_per_node == 1
 
 
+def test_slurm_launcher_runs_one_ddp_task_per_gpu_on_every_node():
+    GlobalHydra.instance().clear()
+    overrides = [
+        "hydra/launcher=slurm",
+        "hydra.launcher.gpus_per_node=4",
+        "trainer=multinode",
+        "trainer.num_nodes=3",
+    ]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    launcher = cfg.hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node) == (3, 4)
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 3
+
+
 def _wandb_records(path: Path):
     """The protobuf records of an offline .wandb file (LevelDB log format, 32 KiB blocks)."""
     from wandb.proto import wandb_internal_pb2
