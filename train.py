@@ -1,4 +1,6 @@
 from transferlab.cli import train
+from transferlab.resume import apply_to_sys_argv
 
 if __name__ == "__main__":
+    apply_to_sys_argv()  # resume=<run folder> continues that run in place
     train()

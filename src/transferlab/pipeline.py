@@ -7,6 +7,7 @@ evaluated the way it was trained.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import distributed
+from transferlab import distributed, resume
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
 from transferlab.errors import UserError
@@ -106,15 +108,33 @@ def build_datamodule(
     )
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes `<file>.tmp` then renames it: a kill mid-save never truncates last.ckpt."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        tmp = f"{path}.tmp"
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
 def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
     """Trainer with the configured callbacks and loggers; the CSV logger is always on."""
     distributed.install()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    loggers: list[Logger] = [CSVLogger(save_dir=str(output_dir), name="", version="csv")]
+    csv_logger = CSVLogger(save_dir=str(output_dir), name="", version="csv")
+    if cfg.get("ckpt_path") and (output_dir / "csv" / "metrics.csv").is_file():
+        resume.reload_csv_rows(csv_logger, cfg.ckpt_path)  # resuming in place
+    loggers: list[Logger] = [csv_logger]
     for node in (cfg.get("logger") or {}).values():
         if node and (logger := tracking.instantiate_logger(node, cfg)) is not None:
             loggers.append(logger)
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, _convert_="partial")
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+        _convert_="partial",
+    )
 
 
 def _metrics(trainer: L.Trainer) -> dict[str, float]:

@@ -1,0 +1,86 @@
+"""Continue a killed run in its own folder: `python train.py resume=<run folder>`.
+
+The run's own overrides are replayed into the same folder with ckpt_path=last.ckpt, its
+metrics.csv is continued rather than rewritten. (Checkpoints are written through a temp
+file and a rename, see pipeline.AtomicCheckpointIO, so a kill never truncates last.ckpt.)
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import yaml
+
+from transferlab.errors import UserError
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """Rewrite `resume=<run>` into that run's overrides + its folder + its last.ckpt.
+
+    Overrides given beside resume= win over the run's own (e.g. epochs=20 to go further).
+    """
+    given = [a for a in argv if a.startswith("resume=")]
+    if not given:
+        return argv
+    run = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
+    overrides, last = run / ".hydra" / "overrides.yaml", run / "checkpoints" / "last.ckpt"
+    if not overrides.is_file() or not last.is_file():
+        raise UserError(
+            f"resume={given[-1].split('=', 1)[1]} is not a run folder that can be resumed: it "
+            f"needs .hydra/overrides.yaml and checkpoints/last.ckpt (looked in {run}). Give a "
+            f"folder such as resume=logs/train/runs/<run>, one that finished at least one epoch."
+        )
+    merged: dict[str, str] = {}
+    for item in [*yaml.safe_load(overrides.read_text()), *(a for a in argv if a not in given)]:
+        merged[item.split("=", 1)[0]] = item
+    return [
+        *merged.values(),
+        f"ckpt_path={last}",
+        f'hydra.run.dir="{run}"',
+        "hydra.output_subdir=null",  # keep the run's original .hydra/ as it was
+    ]
+
+
+def apply_to_sys_argv() -> None:
+    """Used by train.py before Hydra parses the command line."""
+    try:
+        sys.argv[1:] = resume_argv(sys.argv[1:])
+    except UserError as err:
+        print(f"\nError: {err}\n", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
+def continue_metrics_csv(csv_file: Path, epoch: int, global_step: int) -> tuple[list, list]:
+    """Rows of an interrupted run's metrics.csv up to its checkpoint, and their columns.
+
+    Rows of the epoch the kill interrupted (after `epoch`, or un-epoched rows logged at or
+    after `global_step`) are dropped: the resumed run logs them again, once.
+    """
+    if not csv_file.is_file():
+        return [], []
+    with open(csv_file, newline="") as f:
+        reader = csv.DictReader(f)
+        rows, keys = list(reader), list(reader.fieldnames or [])
+
+    def kept(row: dict) -> bool:
+        if row.get("epoch"):
+            return int(float(row["epoch"])) <= epoch
+        return int(float(row.get("step") or 0)) < global_step
+
+    return [r for r in rows if kept(r)], keys
+
+
+def reload_csv_rows(logger, ckpt_path: str) -> None:
+    """Seed the CSV logger with the rows the interrupted run had written before its checkpoint."""
+    import torch
+
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    csv_file = Path(logger.log_dir) / "metrics.csv"
+    rows, keys = continue_metrics_csv(csv_file, ckpt["epoch"], ckpt["global_step"])
+    if not rows:
+        return
+    writer = logger.experiment  # creating it deletes the old file: the rows are in memory
+    writer.metrics_keys, writer.metrics = sorted(keys), rows
+    writer.save()

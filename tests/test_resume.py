@@ -1,0 +1,93 @@
+"""A run killed with SIGKILL mid-epoch continues in its own folder and ends identical."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, run_cli, run_dirs, summary
+from transferlab.resume import continue_metrics_csv
+
+RUN = [
+    "model=cnn",
+    "mode=scratch",
+    "data.image_size=24",
+    "epochs=5",
+    "trainer.deterministic=true",
+    "callbacks.early_stopping=null",
+    "extras.print_config=false",
+]
+
+
+def _weights(run) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints/last.ckpt", weights_only=True)["state_dict"]
+
+
+def _epochs_logged(run) -> list[int]:
+    with open(run / "csv/metrics.csv") as f:
+        return [int(r["epoch"]) for r in csv.DictReader(f) if r["val/acc"]]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    straight = run_cli("train.py", *RUN, "task_name=straight", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    env = {**os.environ, "PROJECT_ROOT": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *RUN, "task_name=killed"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    last = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = run_dirs(tmp_path / "logs", "killed/runs/*")
+        if runs and (runs[0] / "checkpoints/last.ckpt").is_file():
+            last = runs[0] / "checkpoints/last.ckpt"
+            if torch.load(last, weights_only=True)["epoch"] >= 1:
+                break
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (killed,) = run_dirs(tmp_path / "logs", "killed/runs/*")
+
+    resumed = run_cli("train.py", f"resume={killed}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert run_dirs(tmp_path / "logs", "killed/runs/*") == [killed]  # same folder, no new one
+    (reference,) = run_dirs(tmp_path / "logs", "straight/runs/*")
+    a, b = _weights(reference), _weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _epochs_logged(killed) == [0, 1, 2, 3, 4]
+    assert summary(killed)["status"] == "completed"
+
+
+def test_resume_of_a_folder_without_a_checkpoint_is_a_clear_error(tmp_path):
+    proc = run_cli("train.py", f"resume={tmp_path}", cwd=tmp_path)
+    assert proc.returncode == 2 and "last.ckpt" in proc.stderr
+
+
+def test_rows_of_the_interrupted_epoch_are_dropped(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text(
+        "epoch,step,val/acc,lr\n,0,,0.1\n0,9,0.5,\n,10,,0.1\n1,19,0.6,\n,20,,0.1\n2,29,0.7,\n"
+    )
+    rows, keys = continue_metrics_csv(path, epoch=1, global_step=20)
+    assert [(r["epoch"], r["step"]) for r in rows] == [
+        ("", "0"),
+        ("0", "9"),
+        ("", "10"),
+        ("1", "19"),
+    ]
+    assert keys == ["epoch", "step", "val/acc", "lr"]
