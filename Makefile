@@ -1,6 +1,9 @@
 # `make train` and `make test` work on a fresh machine: each installs what is missing first.
 PYTHON ?= python
 PIP_FLAGS ?= --quiet --disable-pip-version-check
+# glibc returns big tensor buffers to the OS after every op and faults them back in; keeping
+# them mapped made EfficientNet-Lite0 2x faster forward, 1.4x in training on 2 CPU cores.
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184
 
 .PHONY: install train test lint format clean
 

@@ -12,6 +12,8 @@ from transferlab.models import build_model
 from transferlab.pipeline import build_trainer, resolve_preprocess
 
 GROUPS = [
+    "features",
+    "head",
     "data",
     "model",
     "mode",
