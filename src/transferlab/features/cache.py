@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,8 +22,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from transferlab.atomic import atomic_write, atomic_write_text
 from transferlab.data.sources import ImageFiles, TensorImages
-from transferlab.report.summary import atomic_write_text
 
 log = logging.getLogger("transferlab")
 
@@ -173,17 +172,7 @@ def _rejected(path: Path, why: str) -> None:
 
 
 def _atomic_save(blob: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep a shared cache from other users
-        with os.fdopen(fd, "wb") as f:
-            torch.save(blob, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(blob, f), binary=True)
 
 
 @contextlib.contextmanager
