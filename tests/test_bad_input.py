@@ -59,3 +59,14 @@ def test_a_diverging_loss_stops_the_run_with_a_clear_message(tmp_path):
     assert "diverged" in proc.stderr and "lr is 100000000.0" in proc.stderr
     (run,) = run_dirs(tmp_path / "logs", "train/runs/*")
     assert summary(run)["status"] == "failed"
+
+
+def test_secret_looking_values_are_masked_in_the_printed_config(tmp_path):
+    proc = run_cli(
+        "train.py", "debug=fdr", "+wandb_api_key=abc123secret", "+note.token=t0k", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = run_dirs(tmp_path / "logs", "debug/runs/*")
+    printed = proc.stdout + (run / "config_tree.log").read_text()
+    assert "abc123secret" not in printed and "t0k" not in printed
+    assert "wandb_api_key" in printed and "***" in printed

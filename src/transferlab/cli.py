@@ -82,10 +82,8 @@ def _save_config_tree(cfg: DictConfig, output_dir: Path) -> None:
     from rich.tree import Tree
 
     tree = Tree("config", guide_style="dim")
-    for key, value in cfg.items():
-        text = (
-            OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
-        )
+    for key, value in config.mask_secrets(OmegaConf.to_container(cfg, resolve=True)).items():
+        text = OmegaConf.to_yaml(value) if isinstance(value, dict | list) else str(value)
         tree.add(str(key)).add(Syntax(text, "yaml"))
     Console().print(tree)
     with open(output_dir / "config_tree.log", "w") as f:

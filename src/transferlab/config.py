@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from transferlab.errors import UserError
+
+# Config keys whose values must never be printed or sent to a logger.
+SECRET_KEY = re.compile(r"key|token|password|secret", re.IGNORECASE)
 
 MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual")
 
@@ -99,3 +104,17 @@ def _positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:
     if not ok:
         what = "a positive number" if kind is float else "a whole number of at least 1"
         raise UserError(f"{key}={value} is not valid: {key} must be {what}, e.g. {example}.")
+
+
+def mask_secrets(node: Any) -> Any:
+    """A copy of a plain config with the values of secret-looking keys replaced by ***."""
+    if isinstance(node, dict):
+        return {
+            k: "***"
+            if SECRET_KEY.search(str(k)) and v not in (None, "") and not isinstance(v, dict | list)
+            else mask_secrets(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [mask_secrets(v) for v in node]
+    return node

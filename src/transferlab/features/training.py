@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from transferlab.data.datamodule import EpochShuffle, ImageDataModule
+from transferlab.data.datamodule import EpochShuffle, ImageDataModule, Shard, rank_and_world
 from transferlab.data.transforms import augmentation_active
 from transferlab.errors import UserError
 from transferlab.features import cache as cache_io
@@ -207,11 +207,15 @@ class FeatureDataModule(L.LightningDataModule):
         self.batch_size, self.seed = batch_size, seed
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochShuffle(len(self.sets["train"]), self.seed)
+        sampler = EpochShuffle(len(self.sets["train"]), self.seed, *rank_and_world(self.trainer))
         return DataLoader(self.sets["train"], batch_size=self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.sets["val"], batch_size=self.batch_size)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.sets["test"], batch_size=self.batch_size)
+        return self._eval_loader("test")
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        sampler = Shard(len(self.sets[split]), *rank_and_world(self.trainer))
+        return DataLoader(self.sets[split], batch_size=self.batch_size, sampler=sampler)

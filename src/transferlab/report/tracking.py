@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from transferlab.config import mask_secrets
 from transferlab.report.summary import read_summary
 
 log = logging.getLogger("transferlab")
@@ -35,7 +36,7 @@ def instantiate_logger(node: DictConfig, cfg: DictConfig) -> Logger | None:
         logger = instantiate(node, **kwargs)
         # Started now, not at the first log call inside fit, so a failure is caught here.
         logger.experiment.config.update(
-            OmegaConf.to_container(cfg, resolve=True), allow_val_change=True
+            mask_secrets(OmegaConf.to_container(cfg, resolve=True)), allow_val_change=True
         )
     except Exception as err:
         log.warning(
