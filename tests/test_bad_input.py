@@ -21,6 +21,7 @@ CASES = {
     "unknown mode": (["mode.name=frozen"], "Unknown mode 'frozen'"),
     "random features": (["model=cnn", "mode=feature_extract"], "meaningless"),
     "missing weights": (["model.weights=/no/such/file.pth"], "does not exist"),
+    "unknown timm model": (["model=timm", "model.name=resnet17"], "Close names: resnet18"),
     "no image folder": (["data=image_folder"], "data.source.root=<folder>"),
     "missing folder": (["data=image_folder", "data.source.root=/no/such/dir"], "not a folder"),
     "one class": (["data=image_folder", "data.source.root={one_class}"], "at least two"),
@@ -70,3 +71,14 @@ def test_secret_looking_values_are_masked_in_the_printed_config(tmp_path):
     printed = proc.stdout + (run / "config_tree.log").read_text()
     assert "abc123secret" not in printed and "t0k" not in printed
     assert "wandb_api_key" in printed and "***" in printed
+
+
+def test_the_early_timm_name_check_never_rejects_a_real_timm_model():
+    import timm
+    from omegaconf import OmegaConf
+
+    from transferlab import config
+
+    target = "transferlab.models.backbones.timm_classifier"
+    for name in timm.list_models():  # stale list after a timm upgrade: the check stands aside
+        config._timm_name(OmegaConf.create({"_target_": target, "name": name}))

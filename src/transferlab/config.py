@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ def validate_train(cfg: DictConfig) -> None:
         )
 
     _weights_file(model.get("weights"))
+    _timm_name(model)
     _image_folder(cfg.data)
 
 
@@ -57,6 +60,30 @@ def validate_eval(cfg: DictConfig) -> None:
         )
     if cfg.get("data"):
         _image_folder(cfg.data)
+
+
+def unknown_timm_model(name: str, known: list[str]) -> UserError:
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+    hint = f"Close names: {', '.join(close)}. " if close else ""
+    return UserError(
+        f"Unknown timm model {name!r}. {hint}Pick a name from timm.list_models() "
+        f"(e.g. model=timm model.name={close[0] if close else 'resnet18'}), or "
+        "model=efficientnet_lite0 for offline ImageNet weights."
+    )
+
+
+def _timm_name(model: DictConfig) -> None:
+    """Check a timm name against the list shipped for this timm version, before importing it."""
+    if not str(model.get("_target_", "")).endswith("timm_classifier"):
+        return
+    name = str(model.get("name")).split(".")[0]  # "resnet18.a1_in1k": the tag is timm's business
+    header, *known = (Path(__file__).parent / "models" / "timm_models.txt").read_text().split()
+    try:
+        installed = f"timm=={version('timm')}"
+    except PackageNotFoundError:
+        return
+    if header == installed and name not in known and name != "efficientnet_lite0":
+        raise unknown_timm_model(name, known)
 
 
 def _weights_file(weights) -> None:

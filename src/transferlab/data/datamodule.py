@@ -125,7 +125,9 @@ class ImageDataModule(LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader("val_set", sampler=Shard(len(self.val_set), *rank_and_world(self.trainer)))
+        return self._loader(
+            "val_set", sampler=Shard(len(self.val_set), *rank_and_world(self.trainer))
+        )
 
     def test_dataloader(self) -> DataLoader:
         self.setup()

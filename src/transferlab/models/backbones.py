@@ -18,6 +18,7 @@ import torchvision
 from timm.models import group_parameters
 from torch import nn
 
+from transferlab.config import unknown_timm_model
 from transferlab.errors import UserError
 from transferlab.models import lite0
 from transferlab.models.classifier import Classifier, LayerGroup, build_head
@@ -85,13 +86,7 @@ def timm_classifier(
 def _check_timm_name(arch: str) -> None:
     if timm.is_model(arch):
         return
-    close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
-    hint = f"Close names: {', '.join(close)}. " if close else ""
-    raise UserError(
-        f"Unknown timm model {arch!r}. {hint}Pick a name from timm.list_models() "
-        f"(e.g. model=timm model.name={close[0] if close else 'resnet18'}), or "
-        "model=efficientnet_lite0 for offline ImageNet weights."
-    )
+    raise unknown_timm_model(arch, timm.list_models())
 
 
 def _timm_pretrained(name: str, arch: str, cfg, kwargs: dict) -> nn.Module:
