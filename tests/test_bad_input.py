@@ -22,6 +22,8 @@ CASES = {
     "random features": (["model=cnn", "mode=feature_extract"], "meaningless"),
     "missing weights": (["model.weights=/no/such/file.pth"], "does not exist"),
     "unknown timm model": (["model=timm", "model.name=resnet17"], "Close names: resnet18"),
+    "image too small": (["model=alexnet", "mode=scratch", "data.image_size=16"], "too small"),
+    "unfreeze too far": (["mode=partial", "model.unfreeze=9"], "8 layer groups"),
     "no image folder": (["data=image_folder"], "data.source.root=<folder>"),
     "missing folder": (["data=image_folder", "data.source.root=/no/such/dir"], "not a folder"),
     "one class": (["data=image_folder", "data.source.root={one_class}"], "at least two"),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -68,8 +69,30 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         load_weights=True,
     )
     # The checkpoint records how inputs were prepared, so eval.py prepares them the same way.
-    module.hparams["preprocess"] = asdict(resolve_preprocess(cfg.data, module.net))
+    preprocess = resolve_preprocess(cfg.data, module.net)
+    module.hparams["preprocess"] = asdict(preprocess)
+    _check_input_size(module.net, preprocess, cfg.model.get("name"))
     return module
+
+
+def _check_input_size(net: Classifier, pre: Preprocess, name: str | None) -> None:
+    """One forward pass on a blank image now, rather than a cryptic conv error mid-epoch."""
+    if not pre.image_size:
+        return
+    modes = {m: m.training for m in net.modules()}
+    net.eval()  # no BatchNorm statistics may move
+    try:
+        with torch.inference_mode():
+            net(torch.zeros(1, pre.channels, pre.image_size, pre.image_size))
+    except RuntimeError as err:
+        raise UserError(
+            f"Images of {pre.image_size}x{pre.image_size} px are too small for model={name} "
+            f"({str(err).splitlines()[0]}). Give a larger size, e.g. data.image_size=64, or "
+            f"pick a model made for small images such as model=cnn."
+        ) from None
+    finally:
+        for module, training in modes.items():
+            module.training = training
 
 
 def resolve_preprocess(data_cfg: DictConfig, net: Classifier) -> Preprocess:
