@@ -91,3 +91,16 @@ def test_rows_of_the_interrupted_epoch_are_dropped(tmp_path):
         ("1", "19"),
     ]
     assert keys == ["epoch", "step", "val/acc", "lr"]
+
+
+@pytest.mark.slow
+def test_resume_continues_the_same_wandb_run(tmp_path):
+    quick = ["model=cnn", "mode=scratch", "logger=wandb", "extras.print_config=false"]
+    offline = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}
+    first = run_cli("train.py", *quick, "epochs=1", cwd=tmp_path, env=offline)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (run,) = run_dirs(tmp_path / "logs", "train/runs/*")
+    again = run_cli("train.py", f"resume={run}", "epochs=2", cwd=tmp_path, env=offline)
+    assert again.returncode == 0, again.stderr[-3000:]
+    ids = {p.name.rsplit("-", 1)[1] for p in (run / "wandb").glob("offline-run-*")}
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 2 and len(ids) == 1

@@ -32,6 +32,9 @@ def instantiate_logger(node: DictConfig, cfg: DictConfig) -> Logger | None:
     if not os.environ.get("WANDB_MODE") and not _wandb_key_configured():
         kwargs["offline"] = True
         log.info("No W&B API key: logging offline; upload later with `wandb sync`.")
+    if cfg.get("ckpt_path") and (run_id := _previous_wandb_id(node.get("save_dir"))):
+        kwargs.update(id=run_id, resume="allow")  # resume=<run>: the same W&B run goes on
+        log.info("Resuming W&B run %s.", run_id)
     try:
         logger = instantiate(node, **kwargs)
         # Started now, not at the first log call inside fit, so a failure is caught here.
@@ -44,6 +47,14 @@ def instantiate_logger(node: DictConfig, cfg: DictConfig) -> Logger | None:
         )
         return None
     return logger
+
+
+def _previous_wandb_id(save_dir) -> str | None:
+    """The id of the newest W&B run in this run folder (`[offline-]run-<time>-<id>`)."""
+    if not save_dir:
+        return None
+    runs = sorted(Path(save_dir, "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime)
+    return runs[-1].name.rsplit("-", 1)[1] if runs else None
 
 
 def _wandb_key_configured() -> bool:
