@@ -18,7 +18,6 @@ from sklearn.svm import LinearSVC
 from torch import nn
 
 from tests.conftest import run_cli, run_dirs, summary
-from transferlab.data.transforms import Preprocess
 from transferlab.errors import UserError
 from transferlab.features import cache as cache_io
 from transferlab.features.extract import LayerFeatures, compute_features, read_layers
@@ -26,7 +25,7 @@ from transferlab.features.heads import fit_head
 from transferlab.features.training import FeatureDataModule, cached_datamodule, check_config
 from transferlab.models.scratch import cnn
 from transferlab.module import ClassifierModule
-from transferlab.pipeline import build_datamodule, build_module, build_trainer, to_dict
+from transferlab.pipeline import build_module, build_run
 from transferlab.pipeline import train as train_pipeline
 
 QUIET = "extras.print_config=false"
@@ -70,17 +69,7 @@ def tiny(tmp_path_factory) -> list[str]:
 
 def prepare(cfg, tmp_path):
     """Module, image datamodule and trainer of a config, as pipeline.train builds them."""
-    source = instantiate(cfg.data.source)
-    module = build_module(cfg, source)
-    images = build_datamodule(
-        cfg.data,
-        source,
-        Preprocess(**module.hparams["preprocess"]),
-        cfg.batch_size,
-        cfg.seed,
-        augmentation=to_dict(cfg.augmentation),
-    )
-    return module, images, build_trainer(cfg, tmp_path)
+    return build_run(cfg, tmp_path)
 
 
 def features_of(cfg, tmp_path, caplog) -> tuple[FeatureDataModule, str]:

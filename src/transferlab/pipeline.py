@@ -164,13 +164,13 @@ def _metrics(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
-def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """Fit and test as configured; returns the fields of summary.json."""
-    L.seed_everything(cfg.seed, workers=True)
+def build_run(
+    cfg: DictConfig, output_dir: Path
+) -> tuple[ClassifierModule, ImageDataModule, L.Trainer]:
+    """Module, image datamodule and trainer of a training config, in dependency order."""
     feature_training.check_config(cfg)
     source = instantiate(cfg.data.source)
     module = build_module(cfg, source)
-    freeze.log_group_table(module.net)
     datamodule = build_datamodule(
         cfg.data,
         source,
@@ -179,8 +179,15 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         cfg.seed,
         augmentation=to_dict(cfg.get("augmentation")),
     )
-    trainer = build_trainer(cfg, output_dir)
-    datamodule = feature_training.cached_datamodule(cfg, module, datamodule, trainer)
+    return module, datamodule, build_trainer(cfg, output_dir)
+
+
+def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Fit and test as configured; returns the fields of summary.json."""
+    L.seed_everything(cfg.seed, workers=True)
+    module, images, trainer = build_run(cfg, output_dir)
+    freeze.log_group_table(module.net)
+    datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
     metrics: dict[str, float] = {}
     if cfg.train:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -6,12 +6,11 @@ import logging
 
 from torch import nn
 
+from transferlab.config import MODES
 from transferlab.errors import UserError
 from transferlab.models.classifier import Classifier, LayerGroup
 
 log = logging.getLogger("transferlab")
-
-MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual")
 
 
 def trainable_groups(mode: str, net: Classifier, unfreeze: int | None) -> int:
@@ -23,7 +22,7 @@ def trainable_groups(mode: str, net: Classifier, unfreeze: int | None) -> int:
         return 0
     if mode == "partial":
         return check_unfreeze(unfreeze, n_groups, [g.name for g in net.groups])
-    raise UserError(f"Unknown mode {mode!r}. Choose one of {MODES}, e.g. mode=finetune.")
+    raise UserError(f"Unknown mode {mode!r}. Choose one of {', '.join(MODES)}, e.g. mode=finetune.")
 
 
 def check_unfreeze(unfreeze: int | None, n_groups: int, names: list[str] | None = None) -> int:
