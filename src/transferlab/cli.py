@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import config
+from transferlab import config, masking
 from transferlab.errors import UserError
 from transferlab.report import sweep
 
@@ -82,7 +82,7 @@ def _save_config_tree(cfg: DictConfig, output_dir: Path) -> None:
     from rich.tree import Tree
 
     tree = Tree("config", guide_style="dim")
-    for key, value in config.mask_secrets(OmegaConf.to_container(cfg, resolve=True)).items():
+    for key, value in masking.mask_secrets(OmegaConf.to_container(cfg, resolve=True)).items():
         text = OmegaConf.to_yaml(value) if isinstance(value, dict | list) else str(value)
         tree.add(str(key)).add(Syntax(text, "yaml"))
     Console().print(tree)
@@ -94,7 +94,7 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
     """Validate, run the pipeline, and always leave a summary.json saying how it ended."""
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)
-    overrides = list(hc.overrides.task)
+    overrides = masking.mask_secrets(list(hc.overrides.task))
     _quiet_other_ranks()
     if hc.mode == RunMode.MULTIRUN and cfg.get("resume"):
         done = sweep.completed_before(output_dir, overrides)

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import re
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from transferlab import model_facts, tensor_files
 from transferlab.errors import UserError
-
-# Config keys whose values must never be printed or sent to a logger.
-SECRET_KEY = re.compile(r"key|token|password|secret", re.IGNORECASE)
 
 MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual")
 
@@ -46,8 +41,17 @@ def validate_train(cfg: DictConfig) -> None:
         )
 
     _weights_file(model.get("weights"))
-    _timm_name(model)
+    _model_name(model)
     _image_folder(cfg.data)
+    layers = (cfg.get("features") or {}).get("layers")
+    if mode == "partial":
+        groups = model_facts.layer_groups(model)
+        if groups is not None:
+            check_unfreeze(model.unfreeze, groups)
+    if not layers:  # features read from inner layers take smaller images than the full net
+        _image_size(cfg.data.get("image_size"), model)
+    if model.get("weights"):
+        _weights_fit(Path(str(model.weights)).expanduser(), model)
 
 
 def validate_eval(cfg: DictConfig) -> None:
@@ -58,8 +62,116 @@ def validate_eval(cfg: DictConfig) -> None:
             f"ckpt_path={cfg.ckpt_path} is not a file. Point it at a run's checkpoint, e.g. "
             f"ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt."
         )
+    header = tensor_files.read_header(ckpt)  # a broken file is refused here
     if cfg.get("data"):
         _image_folder(cfg.data)
+        have = _class_count(cfg.data)
+        want = header.hparams.get("num_classes") if header else None
+        if have is not None and want is not None and have != want:
+            raise other_class_count(want, cfg.data.source.get("_target_"), have, ckpt)
+
+
+def other_class_count(want: int, data: str, have: int, ckpt: Path) -> UserError:
+    return UserError(
+        f"The checkpoint predicts {want} classes but data {data} has {have}. Evaluate on data "
+        f"with the same classes, or fine-tune on it first with model.weights={ckpt}."
+    )
+
+
+def check_unfreeze(unfreeze, groups: list[str]) -> int:
+    """`model.unfreeze` as a count of layer groups, or UserError naming the groups there are."""
+    n = len(groups)
+    if unfreeze is None or not 0 <= int(unfreeze) <= n:
+        raise UserError(
+            f"model.unfreeze={unfreeze} is out of range: this backbone has {n} layer groups: "
+            f"{', '.join(groups)}. Choose 0 (head only) to {n} (everything), "
+            f"e.g. model.unfreeze={min(2, n)}."
+        )
+    return int(unfreeze)
+
+
+def too_small(size: int, name, reason: str) -> UserError:
+    return UserError(
+        f"Images of {size}x{size} px are too small for model={name} ({reason}). Give a larger "
+        f"size, e.g. data.image_size=64, or pick a model made for small images such as model=cnn."
+    )
+
+
+def _image_size(size, model: DictConfig) -> None:
+    facts = model_facts.lookup(model)
+    smallest = facts and facts.get("min_size")
+    if size and smallest and int(size) < smallest:
+        raise too_small(int(size), model.get("name"), f"it needs at least {smallest} px")
+
+
+def _weights_fit(file: Path, model: DictConfig) -> None:
+    """A weights file that is broken, or is for another architecture, is refused by its header."""
+    header = tensor_files.read_header(file)
+    facts = model_facts.lookup(model)
+    if header is None:
+        return
+    if header.is_transferlab_checkpoint:
+        _checkpoint_fits(file, header, model, facts)
+        return
+    if facts is None:
+        return
+    own = model_facts.without_classifier(header.shapes, facts["classifier"])
+    if model_facts.fingerprints(own)[0] == facts["keys"]:
+        return  # the same tensors by name: shapes are checked (or adapted) when it loads
+    if found := model_facts.identify(header.shapes):
+        raise UserError(
+            f"The weights {str(file)!r} do not fit model {model.get('name')!r}: the file holds "
+            f"the tensors of {_few(found)} ({len(header.shapes)} tensors). The file is for "
+            f"another architecture; pass a state_dict saved from {model.get('name')}, or choose "
+            f"the model the file was saved from, e.g. model=timm model.name={found[0]}."
+        )
+
+
+def _checkpoint_fits(file: Path, header, model: DictConfig, facts: dict | None) -> None:
+    """A run's checkpoint must hold this model's backbone (its head may differ)."""
+    written = header.hparams.get("model") or {}
+    prefix = "net.backbone."
+    body = {k[len(prefix) :]: v for k, v in header.shapes.items() if k.startswith(prefix)}
+    if not body:
+        return  # written without its backbone (features.save_backbone=false): the loader says
+    if facts is not None:
+        fits = model_facts.fingerprints(body)[0] == facts["keys"]
+    else:  # a scratch net: another builder surely has other tensors
+        fits = written.get("_target_") in (None, model.get("_target_"))
+    if not fits:
+        raise UserError(
+            f"The checkpoint {str(file)!r} does not fit this model's backbone: it was written "
+            f"by a run of model={written.get('name', '?')}, and this run builds "
+            f"model={model.get('name')}. Use the same model= as the run that wrote it "
+            f"(model={written.get('name', '?')}), or a checkpoint of this model."
+        )
+
+
+def _few(names: list[str], limit: int = 3) -> str:
+    more = f" (+{len(names) - limit} more with the same tensors)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+# Classes of the datasets a source downloads (tests compare them with the sources' lists).
+KNOWN_CLASS_COUNTS = {
+    "digits": 10,
+    "mnist": 10,
+    "fashion_mnist": 10,
+    "cifar10": 10,
+    "svhn": 10,
+    "flowers102": 102,
+}
+
+
+def _class_count(data: DictConfig) -> int | None:
+    """How many classes the data config yields, when that is known without loading it."""
+    source = data.get("source") or {}
+    target = str(source.get("_target_", ""))
+    if target.endswith("ImageFolderSource"):
+        return len(_class_folders(_class_tree(Path(str(source.root)).expanduser())))
+    if target.endswith("sources.Digits"):
+        return KNOWN_CLASS_COUNTS["digits"]
+    return KNOWN_CLASS_COUNTS.get(str(source.get("name")))
 
 
 def unknown_timm_model(name: str, known: list[str]) -> UserError:
@@ -72,18 +184,27 @@ def unknown_timm_model(name: str, known: list[str]) -> UserError:
     )
 
 
-def _timm_name(model: DictConfig) -> None:
-    """Check a timm name against the list shipped for this timm version, before importing it."""
-    if not str(model.get("_target_", "")).endswith("timm_classifier"):
-        return
+def _model_name(model: DictConfig) -> None:
+    """Check a timm or torchvision name against the names shipped for that library version."""
+    target = str(model.get("_target_", ""))
     name = str(model.get("name")).split(".")[0]  # "resnet18.a1_in1k": the tag is timm's business
-    header, *known = (Path(__file__).parent / "models" / "timm_models.txt").read_text().split()
-    try:
-        installed = f"timm=={version('timm')}"
-    except PackageNotFoundError:
-        return
-    if header == installed and name not in known and name != "efficientnet_lite0":
-        raise unknown_timm_model(name, known)
+    if target == model_facts.TIMM_TARGET:
+        known = model_facts.library("timm")
+        if known is not None and name not in known and name != model_facts.LITE0[0]:
+            raise unknown_timm_model(name, list(known))
+    elif target == model_facts.TORCHVISION_TARGET:
+        known = model_facts.library("torchvision")
+        if known is not None and name not in known:
+            raise unknown_torchvision_model(name, list(known))
+
+
+def unknown_torchvision_model(name: str, known: list[str]) -> UserError:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"Close names: {', '.join(close)}. " if close else ""
+    return UserError(
+        f"Unknown torchvision model {name!r}. {hint}Supported: {', '.join(known)}; for any "
+        "other network use model=timm model.name=<name>."
+    )
 
 
 def _weights_file(weights) -> None:
@@ -112,14 +233,41 @@ def _image_folder(data: DictConfig) -> None:
             f"one subfolder per class (or train/, val/, test/ splits of that), e.g. "
             f"data.source.root=/data/flowers."
         )
-    tree = root / "train" if (root / "train").is_dir() else root
-    classes = [p.name for p in tree.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    tree = _class_tree(root)
+    classes = _class_folders(tree)
     if len(classes) < 2:
         raise UserError(
             f"{tree} holds {len(classes)} class folder(s) {classes}: a classifier needs at "
             f"least two. Put each class's images in its own subfolder, e.g. {tree}/cat/1.jpg "
             f"and {tree}/dog/1.jpg."
         )
+    for name in classes:
+        if not any(is_image(p) for p in (tree / name).rglob("*")):  # stops at the first
+            raise no_images(tree / name)
+
+
+# What counts as an image file (torchvision's list), for the early check and the loader.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def no_images(folder: Path) -> UserError:
+    return UserError(
+        f"Class folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}). Fix: add images "
+        "to it or remove it."
+    )
+
+
+def _class_tree(root: Path) -> Path:
+    """The folder whose subfolders are the classes: root/train when there is one."""
+    return root / "train" if (root / "train").is_dir() else root
+
+
+def _class_folders(tree: Path) -> list[str]:
+    return sorted(p.name for p in tree.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:
@@ -131,17 +279,3 @@ def _positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:
     if not ok:
         what = "a positive number" if kind is float else "a whole number of at least 1"
         raise UserError(f"{key}={value} is not valid: {key} must be {what}, e.g. {example}.")
-
-
-def mask_secrets(node: Any) -> Any:
-    """A copy of a plain config with the values of secret-looking keys replaced by ***."""
-    if isinstance(node, dict):
-        return {
-            k: "***"
-            if SECRET_KEY.search(str(k)) and v not in (None, "") and not isinstance(v, dict | list)
-            else mask_secrets(v)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [mask_secrets(v) for v in node]
-    return node

@@ -20,10 +20,9 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import distributed, resume
+from transferlab import config, distributed, resume
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
-from transferlab.errors import UserError
 from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
 from transferlab.models.classifier import Classifier
@@ -85,11 +84,7 @@ def _check_input_size(net: Classifier, pre: Preprocess, name: str | None) -> Non
         with torch.inference_mode():
             net(torch.zeros(1, pre.channels, pre.image_size, pre.image_size))
     except RuntimeError as err:
-        raise UserError(
-            f"Images of {pre.image_size}x{pre.image_size} px are too small for model={name} "
-            f"({str(err).splitlines()[0]}). Give a larger size, e.g. data.image_size=64, or "
-            f"pick a model made for small images such as model=cnn."
-        ) from None
+        raise config.too_small(pre.image_size, name, str(err).splitlines()[0]) from None
     finally:
         for module, training in modes.items():
             module.training = training
@@ -215,11 +210,8 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     data_cfg = to_dict(cfg.data) if cfg.get("data") else hp["data"]
     source = instantiate(data_cfg["source"])
     if len(source.classes) != hp["num_classes"]:
-        raise UserError(
-            f"The checkpoint predicts {hp['num_classes']} classes but data "
-            f"{data_cfg['source'].get('_target_')} has {len(source.classes)}. Evaluate on data "
-            f"with the same classes, or fine-tune on it first with model.weights={ckpt}."
-        )
+        target = data_cfg["source"].get("_target_")
+        raise config.other_class_count(hp["num_classes"], target, len(source.classes), ckpt)
     seed = data_cfg.get("seed", cfg.seed)
     datamodule = build_datamodule(
         data_cfg, source, Preprocess(**hp["preprocess"]), cfg.batch_size, seed

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from transferlab.errors import UserError
+from transferlab.masking import is_masked_override
 
 
 def resume_argv(argv: list[str]) -> list[str]:
@@ -35,6 +36,10 @@ def resume_argv(argv: list[str]) -> list[str]:
     merged: dict[str, str] = {}
     for item in [*yaml.safe_load(overrides.read_text()), *(a for a in argv if a not in given)]:
         merged[item.split("=", 1)[0]] = item
+    if masked := [k for k, item in merged.items() if is_masked_override(item)]:
+        # Secrets were never saved: the run gets them again from the command line or env.
+        print(f"Not replayed (saved masked): {', '.join(masked)}; pass them again if needed.")
+        merged = {k: v for k, v in merged.items() if k not in masked}
     return [
         *merged.values(),
         f"ckpt_path={last}",

@@ -21,8 +21,8 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from transferlab.config import is_image, no_images
 from transferlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -323,10 +323,7 @@ class ImageFolderSource:
         for label, name in enumerate(classes):
             found = _image_files(folder / name)
             if not found:
-                raise UserError(
-                    f"Class folder {folder / name} holds no images ({', '.join(IMG_EXTENSIONS)})."
-                    " Fix: add images to it or remove it."
-                )
+                raise no_images(folder / name)
             files += found
             labels += [label] * len(found)
         return self._drop_corrupt(files, labels) if self.skip_corrupt else (files, labels)
@@ -350,11 +347,7 @@ def _class_folders(folder: Path) -> list[str]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMG_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-    )
+    return sorted(p for p in folder.rglob("*") if is_image(p) and p.is_file())
 
 
 def _readable(path: Path) -> bool:

@@ -6,7 +6,7 @@ import logging
 
 from torch import nn
 
-from transferlab.config import MODES
+from transferlab.config import MODES, check_unfreeze
 from transferlab.errors import UserError
 from transferlab.models.classifier import Classifier, LayerGroup
 
@@ -21,25 +21,13 @@ def trainable_groups(mode: str, net: Classifier, unfreeze: int | None) -> int:
     if mode in ("feature_extract", "gradual"):
         return 0
     if mode == "partial":
-        return check_unfreeze(unfreeze, n_groups, [g.name for g in net.groups])
+        return check_unfreeze(unfreeze, [g.name for g in net.groups])
     raise UserError(f"Unknown mode {mode!r}. Choose one of {', '.join(MODES)}, e.g. mode=finetune.")
-
-
-def check_unfreeze(unfreeze: int | None, n_groups: int, names: list[str] | None = None) -> int:
-    if unfreeze is None or not 0 <= int(unfreeze) <= n_groups:
-        listed = f": {', '.join(names)}" if names else ""
-        raise UserError(
-            f"model.unfreeze={unfreeze} is out of range: this backbone has {n_groups} layer "
-            f"groups{listed}. Choose 0 (head only) to {n_groups} (everything), "
-            f"e.g. model.unfreeze={min(2, n_groups)}."
-        )
-    return int(unfreeze)
 
 
 def set_trainable(net: Classifier, k: int) -> None:
     """Train the head and the last `k` backbone groups; freeze the rest."""
-    names = [g.name for g in net.groups]
-    k = check_unfreeze(k, len(net.groups), names)
+    k = check_unfreeze(k, [g.name for g in net.groups])
     trainable = {p for g in net.groups[len(net.groups) - k :] for p in g.param_names}
     for name, param in net.named_parameters():
         param.requires_grad_(name.startswith("head.") or name in trainable)

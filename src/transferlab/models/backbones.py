@@ -7,7 +7,6 @@ and whose `data_config` is the preprocessing the weights were trained with.
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from collections import OrderedDict
@@ -18,7 +17,7 @@ import torchvision
 from timm.models import group_parameters
 from torch import nn
 
-from transferlab.config import unknown_timm_model
+from transferlab.config import unknown_timm_model, unknown_torchvision_model
 from transferlab.errors import UserError
 from transferlab.models import lite0
 from transferlab.models.classifier import Classifier, LayerGroup, build_head
@@ -61,17 +60,17 @@ def timm_classifier(
     if image_size and cfg is not None and cfg.fixed_input_size:
         kwargs["img_size"] = image_size  # ViT-like models size position embeddings by it
     if weights:
-        model = timm.create_model(arch, **kwargs)
+        model = _create(arch, **kwargs)
         state = _timm_file_state(model, weights)
         _load_timm(model, state, name, source=str(weights))
     elif pretrained and name == LITE0_NAME:
-        model = timm.create_model(arch, **kwargs)
+        model = _create(arch, **kwargs)
         state = lite0.lite0_timm_state_dict()
         _load_timm(model, state, name, source=str(lite0.packaged_weights_path()))
     elif pretrained:
         model = _timm_pretrained(name, arch, cfg, kwargs)
     else:
-        model = timm.create_model(arch, **kwargs)
+        model = _create(arch, **kwargs)
     # Models with a pre-logits layer (MobileNetV3 conv_head) output more than num_features.
     num_features = getattr(model, "head_hidden_size", None) or model.num_features
     return Classifier(
@@ -81,6 +80,21 @@ def timm_classifier(
         groups=timm_groups(model),
         data_config=_timm_data_config(model, chans, image_size),
     )
+
+
+def _create(arch: str, **kwargs) -> nn.Module:
+    """timm.create_model; a model built for one input size may refuse the size asked for."""
+    try:
+        return timm.create_model(arch, **kwargs)
+    except (AssertionError, ValueError) as err:
+        if "img_size" not in kwargs:
+            raise
+        size = kwargs["img_size"]
+        raise UserError(
+            f"model={arch} cannot be built for {size}x{size} px images ({err}). Use the size "
+            "its weights were made for (data.image_size=null), or a size it divides evenly "
+            "into patches and windows."
+        ) from None
 
 
 def _check_timm_name(arch: str) -> None:
@@ -98,7 +112,7 @@ def _timm_pretrained(name: str, arch: str, cfg, kwargs: dict) -> nn.Module:
         )
     overlay = timm_pretrained_overlay(name, cfg)
     try:
-        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+        return _create(arch, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
     except OSError as err:  # download errors (HTTP, connection, missing entry) are OSErrors
         raise download_failed(name, err) from err
 
@@ -204,12 +218,7 @@ def torchvision_classifier(
     Always 3 input channels (the datamodule repeats grey images); `in_chans` is unused.
     """
     if name not in TORCHVISION_NAMES:
-        close = difflib.get_close_matches(name, TORCHVISION_NAMES, n=3, cutoff=0.5)
-        hint = f" (close: {', '.join(close)})" if close else ""
-        raise UserError(
-            f"Unknown torchvision model {name!r}{hint}. Supported: {', '.join(TORCHVISION_NAMES)}; "
-            "for any other network use model=timm model.name=<name>."
-        )
+        raise unknown_torchvision_model(name, list(TORCHVISION_NAMES))
     native = torchvision.models.get_model(name, weights=None)
     imagenet = torchvision.models.get_model_weights(name).DEFAULT
     backbone, fc8 = _torchvision_backbone(native)

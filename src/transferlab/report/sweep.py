@@ -18,6 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from transferlab.masking import mask_secrets
 from transferlab.report.summary import read_summary
 
 log = logging.getLogger("transferlab")
@@ -57,12 +58,12 @@ def _find_sweep_to_resume(resume: Any, multiruns: Path, task_overrides: list[str
             )
             sys.exit(2)
         return folder
-    wanted = without_resume(task_overrides)
+    wanted = mask_secrets(without_resume(task_overrides))  # the record holds them masked
     for folder in sorted(multiruns.glob("*/"), key=lambda p: p.name, reverse=True):
         record = folder / "multirun.yaml"
         if record.is_file():
             earlier = OmegaConf.load(record).hydra.overrides.task
-            if without_resume(list(earlier)) == wanted:
+            if mask_secrets(without_resume(list(earlier))) == wanted:
                 return folder
     return Path()
 

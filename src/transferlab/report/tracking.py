@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab.config import mask_secrets
+from transferlab.masking import mask_secrets
 from transferlab.report.summary import read_summary
 
 log = logging.getLogger("transferlab")

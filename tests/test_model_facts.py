@@ -1,0 +1,114 @@
+"""The shipped model facts agree with the real networks, and headers are read safely."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import safetensors.torch
+import timm
+import torch
+import torchvision
+from omegaconf import OmegaConf
+
+from transferlab import config, model_facts, pipeline, tensor_files
+from transferlab.data.transforms import Preprocess
+from transferlab.errors import UserError
+from transferlab.models import build_model, lite0
+from transferlab.models.backbones import TORCHVISION_NAMES
+
+READY = [
+    "efficientnet_lite0",
+    "resnet18",
+    "resnet50",
+    "mobilenetv3_large_100",
+    "convnext_tiny",
+    "vit_tiny_patch16_224",
+    "alexnet",
+    "vgg16",
+    "cnn",
+    "mlp",
+]
+
+
+def test_facts_are_for_the_installed_timm_and_torchvision():
+    """After a library upgrade this fails: run `python -m transferlab.model_facts`."""
+    assert set(model_facts.library("timm")) == set(timm.list_models())
+    assert list(model_facts.library("torchvision")) == sorted(TORCHVISION_NAMES)
+
+
+@pytest.mark.parametrize("name", READY)
+def test_layer_groups_known_before_import_are_those_the_builder_makes(name, cfg_factory):
+    model = cfg_factory(f"model={name}", "mode=scratch").model  # no weights to fetch
+    net = build_model(
+        OmegaConf.to_container(model, resolve=True),
+        num_classes=3,
+        in_chans=3,
+        image_size=32,
+        load_weights=False,
+    )
+    assert model_facts.layer_groups(model) == [g.name for g in net.groups]
+
+
+@pytest.mark.parametrize(
+    ("name", "smallest"), [("alexnet", 63), ("convnext_tiny", 32), ("vit_tiny_patch16_224", 16)]
+)
+def test_min_size_is_the_smallest_image_the_real_forward_pass_takes(name, smallest, cfg_factory):
+    model = cfg_factory(f"model={name}", "mode=scratch").model
+    assert model_facts.lookup(model)["min_size"] == smallest
+    for size, fits in ((smallest - 1, False), (smallest, True)):
+        net = build_model(
+            OmegaConf.to_container(model, resolve=True),
+            num_classes=3,
+            in_chans=3,
+            image_size=size,  # ViTs size their position embeddings by it
+            load_weights=False,
+        )
+        pre = Preprocess(size, 3, (0.5,) * 3, (0.5,) * 3, "bilinear")
+        if fits:
+            pipeline._check_input_size(net, pre, name)
+        else:
+            with pytest.raises(UserError, match="too small"):
+                pipeline._check_input_size(net, pre, name)
+
+
+def test_a_weights_file_is_recognised_by_its_header_alone(tmp_path):
+    state = timm.create_model("resnet18").state_dict()
+    torch.save(state, tmp_path / "r18.pth")
+    safetensors.torch.save_file(state, tmp_path / "r18.safetensors")
+    for file in ("r18.pth", "r18.safetensors"):
+        header = tensor_files.read_header(tmp_path / file)
+        assert header.shapes == {k: tuple(v.shape) for k, v in state.items()}
+        assert "resnet18" in model_facts.identify(header.shapes)
+    alexnet = torchvision.models.alexnet().state_dict()
+    torch.save(alexnet, tmp_path / "alexnet.pth")
+    assert "alexnet" in model_facts.identify(
+        tensor_files.read_header(tmp_path / "alexnet.pth").shapes
+    )
+
+
+def test_files_in_another_naming_are_left_to_the_loader(cfg_factory):
+    """The packaged Lite0 file uses lukemelas names: not timm's, yet it loads; never refused."""
+    model = cfg_factory("model=efficientnet_lite0").model
+    config._weights_fit(lite0.packaged_weights_path(), model)
+    model = cfg_factory("model=timm", "model.name=tf_efficientnet_lite0").model
+    config._weights_fit(lite0.packaged_weights_path(), model)
+
+
+def test_the_header_reader_never_runs_pickled_code(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'ran'}",)
+
+    torch.save({"weight": torch.zeros(2), "payload": Payload()}, tmp_path / "evil.pth")
+    assert tensor_files.read_header(tmp_path / "evil.pth") is None  # torch.load judges it
+    assert not (tmp_path / "ran").exists()
+
+
+def test_known_class_counts_are_the_sources_own():
+    from transferlab.data import sources
+
+    assert config.KNOWN_CLASS_COUNTS["digits"] == len(sources.Digits().classes)
+    for name in ("mnist", "fashion_mnist", "cifar10", "svhn", "flowers102"):
+        source = sources.TorchvisionSource(name, root="/nowhere")  # reads no files
+        assert config.KNOWN_CLASS_COUNTS[name] == len(source.classes), name
