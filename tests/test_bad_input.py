@@ -83,6 +83,11 @@ CASES = {
         ["model.weights={cnn_ckpt}"],
         "written by a run of model=cnn, and this run builds model=efficientnet_lite0",
     ),
+    "checkpoint of a CNN with other blocks": (
+        ["model=cnn", "model.channels=[16,32]", "model.weights={cnn_ckpt}"],
+        "model=cnn (layer groups block1, block2, block3), and this run builds model=cnn "
+        "(layer groups block1, block2)",
+    ),
     "no image folder": (["data=image_folder"], "data.source.root=<folder>"),
     "missing folder": (["data=image_folder", "data.source.root=/no/such/dir"], "not a folder"),
     "empty folder": (["data=image_folder", "data.source.root={root}/empty"], "0 class folder"),

@@ -123,8 +123,15 @@ def _weights_fit(file: Path, model: DictConfig) -> None:
             f"The weights {str(file)!r} do not fit model {model.get('name')!r}: the file holds "
             f"the tensors of {_few(found)} ({len(header.shapes)} tensors). The file is for "
             f"another architecture; pass a state_dict saved from {model.get('name')}, or choose "
-            f"the model the file was saved from, e.g. model=timm model.name={found[0]}."
+            f"the model the file was saved from, e.g. {_choose(found[0])}."
         )
+
+
+def _choose(name: str) -> str:
+    """The command-line choice that builds library model `name`."""
+    if name not in (model_facts.library("torchvision") or {}):
+        return f"model=timm model.name={name}"
+    return "model=alexnet" if name == "alexnet" else f"model=vgg16 model.name={name}"
 
 
 def _checkpoint_fits(file: Path, header, model: DictConfig, facts: dict | None) -> None:
@@ -136,15 +143,28 @@ def _checkpoint_fits(file: Path, header, model: DictConfig, facts: dict | None) 
         return  # written without its backbone (features.save_backbone=false): the loader says
     if facts is not None:
         fits = model_facts.fingerprints(body)[0] == facts["keys"]
-    else:  # a scratch net: another builder surely has other tensors
-        fits = written.get("_target_") in (None, model.get("_target_"))
+    else:  # a scratch net: another builder, or another number of blocks, has other tensors
+        groups = model_facts.layer_groups(written)
+        fits = written.get("_target_") in (None, model.get("_target_")) and groups in (
+            None,
+            model_facts.layer_groups(model),
+        )
     if not fits:
         raise UserError(
             f"The checkpoint {str(file)!r} does not fit this model's backbone: it was written "
-            f"by a run of model={written.get('name', '?')}, and this run builds "
-            f"model={model.get('name')}. Use the same model= as the run that wrote it "
-            f"(model={written.get('name', '?')}), or a checkpoint of this model."
+            f"by a run of {_describe(written, model)}, and this run builds "
+            f"{_describe(model, written)}. Use the same model= settings as the run that wrote "
+            f"it (model={written.get('name', '?')}), or a checkpoint of this model."
         )
+
+
+def _describe(model, other) -> str:
+    """model=<name>, with its layer groups when the name alone does not tell the two apart."""
+    name = model.get("name", "?")
+    groups = model_facts.layer_groups(model)
+    if name != other.get("name", "?") or groups is None:
+        return f"model={name}"
+    return f"model={name} (layer groups {', '.join(groups)})"
 
 
 def _few(names: list[str], limit: int = 3) -> str:
