@@ -186,3 +186,19 @@ def test_resume_does_not_replay_a_masked_secret(tmp_path):
     assert "lr=0.1" in argv and not any("wandb_api_key" in a for a in argv)
     argv = resume_argv([f"resume={tmp_path}", "+wandb_api_key=again"])
     assert "+wandb_api_key=again" in argv
+
+
+def test_a_corrupt_image_is_named_and_data_skip_corrupt_skips_it(tmp_path):
+    for label, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / "tree" / label).mkdir(parents=True)
+        for i in range(8):
+            Image.new("RGB", (8, 8), colour).save(tmp_path / "tree" / label / f"{i}.png")
+    (tmp_path / "tree" / "red" / "broken.png").write_bytes(b"not a png at all")
+    common = ["data=image_folder", f"data.source.root={tmp_path / 'tree'}", "data.num_workers=0"]
+    common += ["data.image_size=8", "model=cnn", "mode=scratch", "epochs=1", QUIET]
+    proc = run_cli("train.py", *common, cwd=tmp_path)
+    assert proc.returncode == 2 and "broken.png" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("train.py", *common, "data.skip_corrupt=true", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "dropped 1 unreadable image(s)" in proc.stdout + proc.stderr

@@ -245,7 +245,7 @@ class ImageFiles(Dataset):
         except Exception as e:  # PIL raises many types for a bad file; the path is what matters
             raise UserError(
                 f"Cannot read image {path}: {e}. Fix: replace or delete that file, or set "
-                "data.source.skip_corrupt=true to drop unreadable files at setup."
+                "data.skip_corrupt=true to drop unreadable files at setup."
             ) from e
 
 
