@@ -149,6 +149,33 @@ def test_a_diverging_loss_stops_the_run_with_a_clear_message(tmp_path):
     assert summary(run)["status"] == "failed"
 
 
+def test_a_loss_that_diverges_later_keeps_the_last_good_checkpoint(tmp_path):
+    """Epoch 0 trains well; the scheduler then multiplies lr by 1e7 and epoch 1 diverges."""
+    proc = run_cli(
+        "train.py",
+        "model=cnn",
+        "mode=scratch",
+        "optimizer=sgd",
+        "lr=0.05",
+        "scheduler=step",
+        "scheduler.step_size=1",
+        "scheduler.gamma=1e7",
+        "model.batchnorm=false",
+        "epochs=3",
+        QUIET,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "at epoch 1" in proc.stderr and "lr is 0.05, 5e+05 now" in proc.stderr
+    (run,) = run_dirs(tmp_path / "logs", "train/runs/*")
+    assert summary(run)["status"] == "failed"
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0  # written after the good epoch, never after the bad one
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
+    proc = run_cli("eval.py", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", QUIET, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_secret_looking_values_are_masked_in_every_file_and_the_printed_config(tmp_path):
     proc = run_cli(
         "train.py", "debug=fdr", "+wandb_api_key=abc123secret", "+note.token=t0k", cwd=tmp_path

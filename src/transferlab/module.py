@@ -90,6 +90,14 @@ class ClassifierModule(L.LightningModule):
             freeze.eval_frozen_modules(self.net)
         return self
 
+    def _lr_now(self) -> str:
+        """ ", 5e+05 now" when a scheduler has moved the largest lr away from the configured one."""
+        try:
+            now = max(g["lr"] for g in self.trainer.optimizers[0].param_groups)
+        except (RuntimeError, IndexError, AttributeError):  # no trainer or optimizer attached
+            return ""
+        return "" if now == self.hparams.optimizer.get("lr") else f", {now:.3g} now"
+
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
@@ -98,8 +106,9 @@ class ClassifierModule(L.LightningModule):
             raise UserError(
                 f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
                 f"{self.global_step}: the run diverged. Lower the learning rate (lr is "
-                f"{self.hparams.optimizer.get('lr')}), add gradient clipping "
-                f"(trainer.gradient_clip_val=1.0) or check the data for NaNs."
+                f"{self.hparams.optimizer.get('lr')}{self._lr_now()}), add gradient clipping "
+                f"(trainer.gradient_clip_val=1.0) or check the data for NaNs. The last good "
+                f"checkpoint stays in checkpoints/."
             )
         key = f"{stage}_"
         # weighted by batch size: the mean over samples, however batches fall across ranks
