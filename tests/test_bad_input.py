@@ -191,15 +191,18 @@ def test_secret_looking_values_are_masked_in_every_file_and_the_printed_config(t
         assert "abc123secret" not in text and "t0k" not in text
 
 
-def test_a_sweep_keeps_no_secret_in_its_files(tmp_path):
-    proc = run_cli(
-        "train.py", "-m", "debug=fdr", "seed=1,2", "+api_token=abc123secret", cwd=tmp_path
-    )
+def test_a_sweep_keeps_no_secret_in_its_files_and_still_resumes(tmp_path):
+    sweep = ["-m", "debug=fdr", "seed=1,2", "+api_token=abc123secret"]
+    proc = run_cli("train.py", *sweep, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     written = [f for f in (tmp_path / "logs").rglob("*") if f.is_file() and f.suffix != ".ckpt"]
     assert any(f.name == "multirun.yaml" for f in written)
     for text in [proc.stdout, proc.stderr, *(f.read_text(errors="replace") for f in written)]:
         assert "abc123secret" not in text
+    again = run_cli("train.py", *sweep, "+resume=true", cwd=tmp_path)  # its record is masked
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resuming" in again.stdout
+    assert (again.stdout + again.stderr).count("already completed") == 2
 
 
 def test_resume_does_not_replay_a_masked_secret(tmp_path):
