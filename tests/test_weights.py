@@ -11,6 +11,7 @@ from PIL import Image
 from skimage import data
 from torchvision.transforms import v2
 
+from transferlab import model_facts
 from transferlab.errors import UserError
 from transferlab.models import lite0
 from transferlab.models.backbones import timm_classifier
@@ -25,7 +26,7 @@ HEAD = {"hidden": [], "dropout": 0.0, "activation": "relu"}
 
 @pytest.fixture(scope="module")
 def imagenet_lite0():
-    model = timm.create_model(lite0.TIMM_ARCH).eval()
+    model = timm.create_model(model_facts.LITE0_ARCH).eval()
     model.load_state_dict(lite0.lite0_timm_state_dict(), strict=True)
     return model
 
@@ -50,7 +51,7 @@ def test_packaged_lite0_maps_all_296_tensors_strictly_onto_timm():
     packaged = torch.load(lite0.packaged_weights_path(), weights_only=True)
     mapped = lite0.lite0_timm_state_dict()
     assert len(packaged) == len(mapped) == 296
-    model = timm.create_model(lite0.TIMM_ARCH)
+    model = timm.create_model(model_facts.LITE0_ARCH)
     assert set(mapped) == set(model.state_dict())
     for key, tensor in packaged.items():
         assert torch.equal(mapped[lite0.timm_name(key)], tensor)

@@ -107,9 +107,9 @@ def _image_size(size, model: DictConfig) -> None:
 def _weights_fit(file: Path, model: DictConfig) -> None:
     """A weights file that is broken, or is for another architecture, is refused by its header."""
     header = tensor_files.read_header(file)
-    facts = model_facts.lookup(model)
     if header is None:
         return
+    facts = model_facts.lookup(model)
     if header.is_transferlab_checkpoint:
         _checkpoint_fits(file, header, model, facts)
         return
@@ -188,7 +188,7 @@ def _class_count(data: DictConfig) -> int | None:
     source = data.get("source") or {}
     target = str(source.get("_target_", ""))
     if target.endswith("ImageFolderSource"):
-        return len(_class_folders(_class_tree(Path(str(source.root)).expanduser())))
+        return len(class_folders(class_tree(Path(str(source.root)).expanduser())))
     if target.endswith("sources.Digits"):
         return KNOWN_CLASS_COUNTS["digits"]
     return KNOWN_CLASS_COUNTS.get(str(source.get("name")))
@@ -207,10 +207,10 @@ def unknown_timm_model(name: str, known: list[str]) -> UserError:
 def _model_name(model: DictConfig) -> None:
     """Check a timm or torchvision name against the names shipped for that library version."""
     target = str(model.get("_target_", ""))
-    name = str(model.get("name")).split(".")[0]  # "resnet18.a1_in1k": the tag is timm's business
+    name = model_facts.arch(model.get("name"))
     if target == model_facts.TIMM_TARGET:
         known = model_facts.library("timm")
-        if known is not None and name not in known and name != model_facts.LITE0[0]:
+        if known is not None and name not in known:
             raise unknown_timm_model(name, list(known))
     elif target == model_facts.TORCHVISION_TARGET:
         known = model_facts.library("torchvision")
@@ -253,14 +253,8 @@ def _image_folder(data: DictConfig) -> None:
             f"one subfolder per class (or train/, val/, test/ splits of that), e.g. "
             f"data.source.root=/data/flowers."
         )
-    tree = _class_tree(root)
-    classes = _class_folders(tree)
-    if len(classes) < 2:
-        raise UserError(
-            f"{tree} holds {len(classes)} class folder(s) {classes}: a classifier needs at "
-            f"least two. Put each class's images in its own subfolder, e.g. {tree}/cat/1.jpg "
-            f"and {tree}/dog/1.jpg."
-        )
+    tree = class_tree(root)
+    classes = class_folders(tree)
     for name in classes:
         if not any(is_image(p) for p in (tree / name).rglob("*")):  # stops at the first
             raise no_images(tree / name)
@@ -281,13 +275,21 @@ def no_images(folder: Path) -> UserError:
     )
 
 
-def _class_tree(root: Path) -> Path:
+def class_tree(root: Path) -> Path:
     """The folder whose subfolders are the classes: root/train when there is one."""
     return root / "train" if (root / "train").is_dir() else root
 
 
-def _class_folders(tree: Path) -> list[str]:
-    return sorted(p.name for p in tree.iterdir() if p.is_dir() and not p.name.startswith("."))
+def class_folders(tree: Path) -> list[str]:
+    """The class names (subfolders) of a folder; UserError unless there are at least two."""
+    classes = sorted(p.name for p in tree.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise UserError(
+            f"{tree} holds {len(classes)} class folder(s) {classes}: a classifier needs at "
+            f"least two. Put each class's images in its own subfolder, e.g. {tree}/cat/1.jpg "
+            f"and {tree}/dog/1.jpg."
+        )
+    return classes
 
 
 def _positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 SECRET_KEY = re.compile(r"key|token|password|secret", re.IGNORECASE)
@@ -88,5 +89,5 @@ class MaskSecrets(Callback):
             folder = Path(hc.runtime.output_dir) / hc.output_subdir
             for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
                 mask_file(folder / name)
-        if hc.mode is not None and hc.mode.name == "MULTIRUN":
+        if hc.mode == RunMode.MULTIRUN:
             mask_file(Path(hc.sweep.dir) / "multirun.yaml")

@@ -22,7 +22,7 @@ FACTS_FILE = Path(__file__).parent / "models" / "model_facts.json"
 TIMM_TARGET = "transferlab.models.backbones.timm_classifier"
 TORCHVISION_TARGET = "transferlab.models.backbones.torchvision_classifier"
 # Our config name for EfficientNet-Lite0 with packaged weights, and the timm arch it builds.
-LITE0 = ("efficientnet_lite0", "tf_efficientnet_lite0")
+LITE0_NAME, LITE0_ARCH = "efficientnet_lite0", "tf_efficientnet_lite0"
 MIN_SIZE_SCAN = 64  # sizes 1..64 are tried; a model that needs more gets no fact
 
 
@@ -46,16 +46,17 @@ def library(kind: str) -> dict[str, dict] | None:
     return facts[kind]
 
 
+def arch(name: str) -> str:
+    """The library's architecture name for a model.name: "resnet18.a1_in1k" -> "resnet18"."""
+    name = str(name).split(".")[0]  # the tag names weights, which are timm's business
+    return LITE0_ARCH if name == LITE0_NAME else name
+
+
 def lookup(model: Mapping) -> dict | None:
     """Facts of a timm or torchvision model config (None: unknown, or another library version)."""
-    target = str(model.get("_target_", ""))
-    kind = {TIMM_TARGET: "timm", TORCHVISION_TARGET: "torchvision"}.get(target)
-    if kind is None:
-        return None
-    name = str(model.get("name")).split(".")[0]  # "resnet18.a1_in1k": the tag is timm's
-    name = LITE0[1] if name == LITE0[0] else name
-    known = library(kind)
-    return None if known is None else known.get(name)
+    kind = {TIMM_TARGET: "timm", TORCHVISION_TARGET: "torchvision"}.get(model.get("_target_"))
+    known = library(kind) if kind else None
+    return None if known is None else known.get(arch(model.get("name")))
 
 
 def layer_groups(model: Mapping) -> list[str] | None:

@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 
-from transferlab.config import is_image, no_images
+from transferlab.config import class_folders, class_tree, is_image, no_images
 from transferlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ class ImageFolderSource:
 
     @property
     def classes(self) -> list[str]:
-        return _class_folders(self._train_dir())
+        return class_folders(self._train_dir())
 
     def prepare(self) -> None:
         """Nothing to fetch; check the folder tree early so mistakes surface before training."""
@@ -304,8 +304,7 @@ class ImageFolderSource:
                 f"Image folder data.source.root={self.root} does not exist. Fix: point it at a "
                 "folder with one subfolder of images per class (or train/, val/, test/ ones)."
             )
-        train = self.root / "train"
-        return train if train.is_dir() else self.root
+        return class_tree(self.root)
 
     def _split_dir(self, split: str) -> Path | None:
         if self._train_dir() == self.root:
@@ -313,7 +312,7 @@ class ImageFolderSource:
         return next((p for n in _SPLIT_FOLDERS[split] if (p := self.root / n).is_dir()), None)
 
     def _scan(self, folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
-        if (seen := _class_folders(folder)) != classes:
+        if (seen := class_folders(folder)) != classes:
             raise UserError(
                 f"The class folders of {folder} ({seen}) differ from those of "
                 f"{self._train_dir()} ({classes}). Fix: give every split folder the same "
@@ -334,16 +333,6 @@ class ImageFolderSource:
             log.warning("skip_corrupt: dropped %d unreadable image(s), e.g. %s", len(bad), bad[0])
         keep = [i for i, good in enumerate(ok) if good]
         return [files[i] for i in keep], [labels[i] for i in keep]
-
-
-def _class_folders(folder: Path) -> list[str]:
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
-        raise UserError(
-            f"Image folder {folder} has {len(classes)} class subfolder(s) {classes}; at least 2 "
-            "are needed. Fix: arrange images as <root>/<class name>/<image>, one folder per class."
-        )
-    return classes
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -17,6 +17,7 @@ import torchvision
 from timm.models import group_parameters
 from torch import nn
 
+from transferlab import model_facts
 from transferlab.config import unknown_timm_model, unknown_torchvision_model
 from transferlab.errors import UserError
 from transferlab.models import lite0
@@ -29,8 +30,6 @@ from transferlab.models.weights import (
     torchvision_pretrained_state_dict,
 )
 
-# Our config name for Lite0 with the packaged (offline) ImageNet weights.
-LITE0_NAME = "efficientnet_lite0"
 TORCHVISION_NAMES = (
     "alexnet",
     *(f"vgg{depth}{bn}" for depth in (11, 13, 16, 19) for bn in ("", "_bn")),
@@ -52,7 +51,8 @@ def timm_classifier(
     `weights` (a file) overrides `pretrained`; `name=efficientnet_lite0` uses the packaged
     ImageNet weights. Pretrained networks keep 3 input channels; a scratch one takes `in_chans`.
     """
-    arch = lite0.TIMM_ARCH if name == LITE0_NAME else name
+    # keep a tag (resnet18.a1_in1k): timm picks those weights by it
+    arch = model_facts.LITE0_ARCH if name == model_facts.LITE0_NAME else name
     _check_timm_name(arch)
     chans = 3 if pretrained or weights else in_chans
     kwargs: dict = {"num_classes": 0, "in_chans": chans}
@@ -63,7 +63,7 @@ def timm_classifier(
         model = _create(arch, **kwargs)
         state = _timm_file_state(model, weights)
         _load_timm(model, state, name, source=str(weights))
-    elif pretrained and name == LITE0_NAME:
+    elif pretrained and name == model_facts.LITE0_NAME:
         model = _create(arch, **kwargs)
         state = lite0.lite0_timm_state_dict()
         _load_timm(model, state, name, source=str(lite0.packaged_weights_path()))

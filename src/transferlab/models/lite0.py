@@ -14,7 +14,6 @@ import torch
 
 from transferlab.errors import UserError
 
-TIMM_ARCH = "tf_efficientnet_lite0"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 # Blocks per stage in EfficientNet-Lite0; lukemelas numbers blocks 0..15 across stages.
 STAGE_SIZES = (1, 2, 2, 3, 3, 4, 1)

@@ -30,6 +30,7 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from transferlab.errors import UserError
+from transferlab.tensor_files import unreadable
 
 log = logging.getLogger("transferlab")
 
@@ -87,17 +88,9 @@ def _read(path: str | os.PathLike) -> object:
         with torch.serialization.safe_globals(_CHECKPOINT_GLOBALS):
             return torch.load(file, weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
-            f"Could not read the weights file {str(file)!r}: {reason}. Only tensor files load "
-            "(weights_only=True; pickled Python objects are refused for safety). Save "
-            "model.state_dict() with torch.save or safetensors and pass that file."
-        ) from err
+        raise unreadable(file, err) from err
     except safetensors.SafetensorError as err:
-        raise UserError(
-            f"Could not read the safetensors file {str(file)!r}: {err}. Check that the file "
-            "is complete (not truncated) and really a .safetensors file."
-        ) from err
+        raise unreadable(file, err) from err
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
