@@ -53,6 +53,12 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def facts_cache(tmp_path_factory):
+    """Facts measured under other library versions go to a cache of this session's own."""
+    os.environ["TRANSFERLAB_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def cfg_factory(tmp_path):
     def make(*overrides: str, name: str = "train") -> DictConfig:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import subprocess
+import sys
 
 import pytest
 import safetensors.torch
@@ -15,7 +19,7 @@ from transferlab import config, model_facts, pipeline, tensor_files
 from transferlab.data.transforms import Preprocess
 from transferlab.errors import UserError
 from transferlab.models import build_model, lite0
-from transferlab.models.backbones import TORCHVISION_NAMES
+from transferlab.models.facts import check_built
 
 READY = [
     "efficientnet_lite0",
@@ -31,10 +35,17 @@ READY = [
 ]
 
 
-def test_facts_are_for_the_installed_timm_and_torchvision():
-    """After a library upgrade this fails: run `python -m transferlab.model_facts`."""
-    assert set(model_facts.library("timm")) == set(timm.list_models())
-    assert list(model_facts.library("torchvision")) == sorted(TORCHVISION_NAMES)
+def test_names_are_those_timm_lists_and_are_read_without_importing_torch():
+    assert model_facts.names("timm") == set(timm.list_models())
+    probe = "from transferlab import model_facts; import sys; "
+    probe += "print(len(model_facts.names('timm')), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.stdout.split() == [str(len(timm.list_models())), "False"], out.stderr
+
+
+def test_every_model_of_our_configs_has_facts(cfg_factory):
+    for name in READY[:-2]:  # cnn and mlp are ours: their groups follow their config
+        assert model_facts.lookup(cfg_factory(f"model={name}").model), name
 
 
 @pytest.mark.parametrize("name", READY)
@@ -112,3 +123,62 @@ def test_known_class_counts_are_the_sources_own():
     for name in ("mnist", "fashion_mnist", "cifar10", "svhn", "flowers102"):
         source = sources.TorchvisionSource(name, root="/nowhere")  # reads no files
         assert config.KNOWN_CLASS_COUNTS[name] == len(source.classes), name
+
+
+@pytest.fixture
+def other_release(tmp_path, monkeypatch):
+    """Facts shipped as if built with another timm, less the models named; a fresh cache."""
+
+    def ship(*missing: str) -> None:
+        facts = json.loads(model_facts.FACTS_FILE.read_text())
+        facts["built_with"]["timm"] = "0.0.1"
+        for name in missing:
+            del facts["timm"][name]
+        (tmp_path / "shipped.json").write_text(json.dumps(facts))
+        monkeypatch.setattr(model_facts, "FACTS_FILE", tmp_path / "shipped.json")
+        monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
+        model_facts.shipped.cache_clear()
+        model_facts.library.cache_clear()
+
+    yield ship
+    model_facts.shipped.cache_clear()
+    model_facts.library.cache_clear()
+
+
+def _built(model):
+    return build_model(
+        OmegaConf.to_container(model, resolve=True),
+        num_classes=3,
+        in_chans=3,
+        image_size=32,
+        load_weights=False,
+    )
+
+
+def test_a_model_without_facts_is_measured_after_its_build_and_checked_early_next_time(
+    other_release, cfg_factory, caplog
+):
+    model = cfg_factory("model=resnet18", "mode=scratch").model
+    expected = model_facts.lookup(model)
+    other_release("resnet18")
+    assert model_facts.lookup(model) is None  # so its checks wait for the build
+    with caplog.at_level(logging.INFO, logger="transferlab"):
+        check_built(model, _built(model))
+    assert "checks ran after the build" in caplog.text
+    assert model_facts.lookup(model) == expected  # measured, cached, read before torch
+    assert "timm " + model_facts.installed("timm") in json.loads(
+        model_facts.cache_file().read_text()
+    )
+
+
+def test_facts_that_hold_under_another_release_are_confirmed_once(
+    other_release, cfg_factory, caplog
+):
+    other_release()
+    model = cfg_factory("model=resnet18", "mode=scratch").model
+    with caplog.at_level(logging.INFO, logger="transferlab"):
+        check_built(model, _built(model))
+        assert "hold for timm" in caplog.text
+        caplog.clear()
+        check_built(model, _built(model))
+    assert caplog.text == ""  # confirmed for this release: nothing measured or said again

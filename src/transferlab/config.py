@@ -129,7 +129,7 @@ def _weights_fit(file: Path, model: DictConfig) -> None:
 
 def _choose(name: str) -> str:
     """The command-line choice that builds library model `name`."""
-    if name not in (model_facts.library("torchvision") or {}):
+    if name not in model_facts.TORCHVISION_NAMES:
         return f"model=timm model.name={name}"
     return "model=alexnet" if name == "alexnet" else f"model=vgg16 model.name={name}"
 
@@ -205,17 +205,14 @@ def unknown_timm_model(name: str, known: list[str]) -> UserError:
 
 
 def _model_name(model: DictConfig) -> None:
-    """Check a timm or torchvision name against the names shipped for that library version."""
-    target = str(model.get("_target_", ""))
+    """Check a timm or torchvision name against the names the installed library builds."""
+    kind = model_facts.kind_of(model)
     name = model_facts.arch(model.get("name"))
-    if target == model_facts.TIMM_TARGET:
-        known = model_facts.library("timm")
-        if known is not None and name not in known:
-            raise unknown_timm_model(name, list(known))
-    elif target == model_facts.TORCHVISION_TARGET:
-        known = model_facts.library("torchvision")
-        if known is not None and name not in known:
-            raise unknown_torchvision_model(name, list(known))
+    known = model_facts.names(kind) if kind else None
+    if not known or name in known:
+        return  # (no timm found without importing it: the builder checks the name)
+    unknown = unknown_timm_model if kind == "timm" else unknown_torchvision_model
+    raise unknown(name, sorted(known))
 
 
 def unknown_torchvision_model(name: str, known: list[str]) -> UserError:

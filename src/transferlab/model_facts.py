@@ -1,19 +1,29 @@
 """What each network looks like, known without importing torch: checks cost a second.
 
-Shipped per library version in `models/model_facts.json` and regenerated with
-`python -m transferlab.model_facts` after a timm or torchvision upgrade. For every timm and
-torchvision name: its layer groups, the smallest image its forward pass takes, the
-prefix of its ImageNet classifier, and fingerprints of its backbone's tensors (names, and
-names with shapes), so a weights file can be told apart from another architecture's
-by its header alone. When the installed version differs, nothing here is used and the
-same checks run after the model is built, with the same messages.
+Facts are keyed by what they describe, a library's architecture name, not by the
+library's version: a timm name cannot change its tensors without breaking the weights
+published under it, so facts measured with one release hold for the next. For each timm
+and torchvision architecture, `models/model_facts.json` ships its layer groups, the
+smallest image its forward pass takes, the prefix of its ImageNet classifier, and
+fingerprints of its backbone's tensors (names, and names with shapes), so a weights
+file can be told apart from another architecture's by its header alone.
+
+Which names exist is read from the installed library itself (timm's `@register_model`
+functions, found in its source without importing it), so a release that adds or drops a
+model is never judged by an old list. Under other library versions than the facts were
+built with, each model's facts are checked against the network once it is built
+(`models/facts.py`) and, where they differ or are missing, measured and cached per
+version in the user's cache folder: the next run checks before torch loads again.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
+import os
+import re
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,29 +31,75 @@ from pathlib import Path
 FACTS_FILE = Path(__file__).parent / "models" / "model_facts.json"
 TIMM_TARGET = "transferlab.models.backbones.timm_classifier"
 TORCHVISION_TARGET = "transferlab.models.backbones.torchvision_classifier"
+KINDS = {TIMM_TARGET: "timm", TORCHVISION_TARGET: "torchvision"}
 # Our config name for EfficientNet-Lite0 with packaged weights, and the timm arch it builds.
 LITE0_NAME, LITE0_ARCH = "efficientnet_lite0", "tf_efficientnet_lite0"
-MIN_SIZE_SCAN = 64  # sizes 1..64 are tried; a model that needs more gets no fact
+# The torchvision classifiers transferlab builds (timm lacks them); AlexNet/VGG only.
+TORCHVISION_NAMES = (
+    "alexnet",
+    *(f"vgg{depth}{bn}" for depth in (11, 13, 16, 19) for bn in ("", "_bn")),
+)
+# timm registers each architecture by decorating its entry function.
+_REGISTERED = re.compile(r"^@register_model\s*(?:\(\s*\))?\s*\n(?:@.*\n)*def\s+(\w+)", re.M)
 
 
-def _installed(package: str) -> str | None:
+def installed(package: str) -> str | None:
     try:
         return version(package)
     except PackageNotFoundError:
         return None
 
 
+def cache_file() -> Path:
+    """Facts measured under library versions other than the shipped ones, per user."""
+    root = os.environ.get("TRANSFERLAB_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "transferlab"
+    )
+    return Path(root) / "model_facts.json"
+
+
 @functools.cache
-def _load() -> dict:
+def shipped() -> dict:
     return json.loads(FACTS_FILE.read_text())
 
 
-def library(kind: str) -> dict[str, dict] | None:
-    """Facts of every `kind` ("timm" or "torchvision") model; None for another version."""
-    facts = _load()
-    if facts["versions"].get(kind) != _installed(kind):
-        return None
-    return facts[kind]
+def read_cache() -> dict:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}  # no cache yet, or one cut short: facts are measured again
+
+
+def version_key(kind: str) -> str:
+    return f"{kind} {installed(kind)}"
+
+
+def built_for_installed(kind: str) -> bool:
+    """True when the shipped facts were built with the installed version of `kind`."""
+    return shipped()["built_with"].get(kind) == installed(kind)
+
+
+@functools.cache
+def names(kind: str) -> frozenset[str]:
+    """Every architecture name the installed library builds (timm: `timm.list_models()`)."""
+    if kind == "torchvision":
+        return frozenset(TORCHVISION_NAMES)
+    spec = importlib.util.find_spec("timm")  # finds the package without running it
+    if spec is None or spec.origin is None:
+        return frozenset()
+    found: set[str] = set()
+    for file in (Path(spec.origin).parent / "models").glob("*.py"):
+        found.update(_REGISTERED.findall(file.read_text(encoding="utf-8")))
+    return frozenset(found)
+
+
+@functools.cache
+def library(kind: str) -> dict[str, dict]:
+    """Facts of the installed `kind` models: measured for this version, else shipped."""
+    known = names(kind)
+    facts = {n: f for n, f in shipped()[kind].items() if n in known and f}
+    facts.update(read_cache().get(version_key(kind), {}))
+    return facts
 
 
 def arch(name: str) -> str:
@@ -52,11 +108,15 @@ def arch(name: str) -> str:
     return LITE0_ARCH if name == LITE0_NAME else name
 
 
+def kind_of(model: Mapping) -> str | None:
+    """ "timm" or "torchvision" for a library model config; None for our own networks."""
+    return KINDS.get(str(model.get("_target_", "")))
+
+
 def lookup(model: Mapping) -> dict | None:
-    """Facts of a timm or torchvision model config (None: unknown, or another library version)."""
-    kind = {TIMM_TARGET: "timm", TORCHVISION_TARGET: "torchvision"}.get(model.get("_target_"))
-    known = library(kind) if kind else None
-    return None if known is None else known.get(arch(model.get("name")))
+    """Facts of a timm or torchvision model config (None: not a library model, or unknown)."""
+    kind = kind_of(model)
+    return library(kind).get(arch(model.get("name"))) if kind else None
 
 
 def layer_groups(model: Mapping) -> list[str] | None:
@@ -89,130 +149,12 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
     """Names of the library models whose ImageNet state_dict has exactly these tensors."""
     by_classifier: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     for kind in ("timm", "torchvision"):
-        for name, facts in (library(kind) or {}).items():
-            if facts and facts.get("sig"):
+        for name, facts in library(kind).items():
+            if facts.get("sig"):
                 group = by_classifier.setdefault(tuple(facts["classifier"]), [])
                 group.append((name, facts["sig"]))
     found: list[str] = []
     for classifier, models in by_classifier.items():
         sig = fingerprints(without_classifier(shapes, classifier))[1]
         found += [name for name, model_sig in models if model_sig == sig]
-    return found
-
-
-# ---- regeneration (imports torch and timm; run after a library upgrade) ----
-
-
-def _facts_of(build, classifier: list[str], fixed_size: bool = False) -> dict:
-    """Facts of one model, built on the meta device (no memory, no weights).
-
-    `fixed_size`: the model is built for one input size (ViT position embeddings), so the
-    smallest size is searched by building it for each size.
-    """
-    import torch
-
-    with torch.device("meta"):
-        net = build(None)
-    prefix = "backbone."
-    state = {
-        k[len(prefix) :]: tuple(v.shape)
-        for k, v in net.state_dict().items()
-        if k.startswith(prefix)
-    }
-    names, sig = fingerprints(state)
-    return {
-        "groups": [g.name for g in net.groups],
-        "min_size": _min_size(build, fixed_size),
-        "classifier": classifier,
-        "keys": names,
-        "sig": sig,
-    }
-
-
-def _min_size(build, fixed_size: bool) -> int | None:
-    """The smallest square image the model's forward pass takes; every smaller one failed."""
-    import torch
-
-    net = None
-    for size in range(1, MIN_SIZE_SCAN + 1):
-        with torch.device("meta"), torch.no_grad():
-            try:
-                if net is None or fixed_size:
-                    net = build(size).eval()
-                net(torch.zeros(1, 3, size, size))
-                return size
-            except Exception:  # any failure means "not this size"
-                continue
-    return None
-
-
-def _timm_facts(arch: str) -> dict | None:
-    import timm
-
-    from transferlab.models import backbones
-
-    cfg = timm.models.get_pretrained_cfg(arch)
-    fixed = bool(cfg is not None and cfg.fixed_input_size)
-
-    def build(size):
-        return backbones.timm_classifier(
-            name=arch, num_classes=2, in_chans=3, image_size=size, head={}, pretrained=False,
-            weights=None,
-        )  # fmt: skip
-
-    classifier = (cfg.classifier if cfg is not None else None) or ()
-    classifier = [classifier] if isinstance(classifier, str) else list(classifier)
-    try:
-        return _facts_of(build, classifier, fixed_size=fixed)
-    except Exception:  # a model that meta tensors cannot build keeps only its name
-        return None
-
-
-def _torchvision_facts(name: str) -> dict:
-    import torchvision
-
-    from transferlab.models import backbones
-
-    def build(size):
-        return backbones.torchvision_classifier(
-            name=name, num_classes=2, in_chans=3, image_size=size, head={}, pretrained=False,
-            weights=None,
-        )  # fmt: skip
-
-    native = torchvision.models.get_model(name, weights=None)
-    _, fc8 = backbones._torchvision_backbone(native)
-    return _facts_of(build, [f"classifier.{fc8}"])
-
-
-def _one_line_per_model(facts: dict) -> str:
-    """JSON with one model per line, so a library upgrade reads as a short diff."""
-    parts = ['{\n"versions": ' + json.dumps(facts["versions"])]
-    for kind in ("timm", "torchvision"):
-        rows = [f"{json.dumps(n)}: {json.dumps(f)}" for n, f in sorted(facts[kind].items())]
-        parts.append(f'"{kind}": {{\n' + ",\n".join(rows) + "\n}")
-    return ",\n".join(parts) + "\n}\n"
-
-
-def generate(workers: int = 2) -> None:
-    """Rebuild models/model_facts.json for the installed timm and torchvision."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    import timm
-
-    from transferlab.models.backbones import TORCHVISION_NAMES
-
-    names = timm.list_models()
-    with ProcessPoolExecutor(workers) as pool:
-        timm_facts = dict(zip(names, pool.map(_timm_facts, names, chunksize=8), strict=True))
-    facts = {
-        "versions": {k: _installed(k) for k in ("timm", "torchvision")},
-        "timm": timm_facts,
-        "torchvision": {n: _torchvision_facts(n) for n in TORCHVISION_NAMES},
-    }
-    FACTS_FILE.write_text(_one_line_per_model(facts))
-    known = sum(f is not None for f in timm_facts.values())
-    print(f"Wrote {FACTS_FILE}: {len(names)} timm models ({known} with facts).")
-
-
-if __name__ == "__main__":
-    generate()
+    return sorted(found)

@@ -26,6 +26,7 @@ from transferlab.data.transforms import Preprocess
 from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
 from transferlab.models.classifier import Classifier
+from transferlab.models.facts import check_built
 from transferlab.module import ClassifierModule
 from transferlab.report import tracking
 
@@ -67,6 +68,7 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         data=data,
         load_weights=True,
     )
+    check_built(cfg.model, module.net)  # under other timm/torchvision releases
     # The checkpoint records how inputs were prepared, so eval.py prepares them the same way.
     preprocess = resolve_preprocess(cfg.data, module.net)
     module.hparams["preprocess"] = asdict(preprocess)

@@ -7,6 +7,7 @@ and whose `data_config` is the preprocessing the weights were trained with.
 
 from __future__ import annotations
 
+import bisect
 import re
 import sys
 from collections import OrderedDict
@@ -20,6 +21,7 @@ from torch import nn
 from transferlab import model_facts
 from transferlab.config import unknown_timm_model, unknown_torchvision_model
 from transferlab.errors import UserError
+from transferlab.model_facts import TORCHVISION_NAMES
 from transferlab.models import lite0
 from transferlab.models.classifier import Classifier, LayerGroup, build_head
 from transferlab.models.weights import (
@@ -28,11 +30,6 @@ from transferlab.models.weights import (
     read_state_dict,
     timm_pretrained_overlay,
     torchvision_pretrained_state_dict,
-)
-
-TORCHVISION_NAMES = (
-    "alexnet",
-    *(f"vgg{depth}{bn}" for depth in (11, 13, 16, 19) for bn in ("", "_bn")),
 )
 
 
@@ -159,15 +156,20 @@ def timm_groups(model: nn.Module, prefix: str = "backbone.") -> list[LayerGroup]
     matched = [i for i, n in enumerate(order) if _matched(n, matcher)]
     if matched:
         for i, name in enumerate(order):
-            # the closest matched parameter in registration order, the earlier one on a tie
-            nearest = min(matched, key=lambda j: (abs(j - i), j > i))
-            group_of[name] = group_of[order[nearest]]
+            group_of[name] = group_of[order[_nearest(matched, i)]]
     ids = sorted(set(group_of.values()))
     groups = [[n for n in order if group_of[n] == g] for g in ids]
     return [
         LayerGroup(label, [prefix + n for n in names])
         for label, names in zip(_group_names(groups), groups, strict=True)
     ]
+
+
+def _nearest(matched: list[int], i: int) -> int:
+    """The closest matched parameter in registration order, the earlier one on a tie."""
+    at = bisect.bisect_left(matched, i)
+    around = matched[max(at - 1, 0) : at + 1]
+    return min(around, key=lambda j: (abs(j - i), j > i))
 
 
 def _matched(name: str, matcher) -> bool:
