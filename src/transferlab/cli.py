@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import config, masking
+from transferlab import config, masking, overrides
 from transferlab.errors import UserError
 from transferlab.report import sweep
 
@@ -167,15 +167,34 @@ def _fail(err: UserError, output_dir: Path, overrides: list[str], mode: RunMode)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def train(cfg: DictConfig):
-    """python train.py [overrides]: fit, test, and write the run folder."""
+def _train(cfg: DictConfig):
     return _run(cfg, config.validate_train, "train")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
-def evaluate(cfg: DictConfig):
-    """python eval.py ckpt_path=<run>/checkpoints/best.ckpt [data=...]"""
+def _evaluate(cfg: DictConfig):
     return _run(cfg, config.validate_eval, "evaluate")
+
+
+def _check_command_line(config_name: str) -> None:
+    """A mistyped key or option is refused before Hydra makes a run folder (exit 2)."""
+    try:
+        overrides.check(CONF_DIR, config_name, sys.argv[1:])
+    except UserError as err:
+        print(f"\nError: {err}\n", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
+def train() -> None:
+    """python train.py [overrides]: fit, test, and write the run folder."""
+    _check_command_line("train")
+    _train()
+
+
+def evaluate() -> None:
+    """python eval.py ckpt_path=<run>/checkpoints/best.ckpt [data=...]"""
+    _check_command_line("eval")
+    _evaluate()
 
 
 def compare() -> None:
