@@ -1,14 +1,17 @@
-# `make train` and `make test` work on a fresh machine: each installs what is missing first.
+# `make train` and `make test` work on a fresh machine: each installs what is missing first,
+# at the exact versions of requirements-lock.txt (pyproject.toml keeps ranges for people who
+# install transferlab into an environment of their own).
 PYTHON ?= python
 PIP_FLAGS ?= --quiet --disable-pip-version-check
+LOCK := requirements-lock.txt
 # glibc returns big tensor buffers to the OS after every op and faults them back in; keeping
 # them mapped made EfficientNet-Lite0 2x faster forward, 1.4x in training on 2 CPU cores.
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184
 
-.PHONY: install train test lint format clean
+.PHONY: install train test lint format lock facts clean
 
-install: ## transferlab (editable) with its test, logger and sweep tools
-	$(PYTHON) -m pip install $(PIP_FLAGS) -e ".[dev]"
+install: ## transferlab (editable) with its test, logger and sweep tools, at the lock's versions
+	$(PYTHON) -m pip install $(PIP_FLAGS) -c $(LOCK) -e ".[dev]"
 
 train: install ## the embedded default: offline, under 2 minutes on 2 CPU cores
 	$(PYTHON) train.py
@@ -23,6 +26,18 @@ lint:
 
 format:
 	$(PYTHON) -m ruff check --fix . && $(PYTHON) -m ruff format .
+
+lock: ## resolve pyproject's ranges afresh in a new venv and write their versions to the lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install $(PIP_FLAGS) -e ".[dev]"
+	( echo "# Exact versions of the whole stack: make install/train/test use them as pip"; \
+	  echo "# constraints. Written by 'make lock' ($$(date -u +%F), Python $$(.lock-venv/bin/python -c 'import platform; print(platform.python_version())'))."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable ) > $(LOCK)
+	rm -rf .lock-venv
+	@echo "Wrote $(LOCK). Then: make test; and, where timm or torchvision moved, make facts."
+
+facts: install ## re-measure models/model_facts.json with the locked timm and torchvision
+	$(PYTHON) -m transferlab.models.facts
 
 clean:
 	rm -rf logs/*/ .pytest_cache .ruff_cache
