@@ -173,9 +173,18 @@ def train(cfg: DictConfig):
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
-def evaluate(cfg: DictConfig):
-    """python eval.py ckpt_path=<run>/checkpoints/best.ckpt [data=...]"""
+def _evaluate(cfg: DictConfig):
     return _run(cfg, config.validate_eval, "evaluate")
+
+
+def evaluate():
+    """python eval.py ckpt_path=<run>/checkpoints/best.ckpt [data=...] [visualize=true]"""
+    # Hydra would make `visualize=true` replace the whole options node with a bool, and
+    # `visualize.max_images=8` then fails; as a switch it sets visualize.enabled instead.
+    sys.argv = [
+        re.sub(r"^visualize=(?i:(true|false))$", r"visualize.enabled=\1", a) for a in sys.argv
+    ]
+    return _evaluate()
 
 
 def compare() -> None:
