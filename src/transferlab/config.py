@@ -56,6 +56,7 @@ def validate_train(cfg: DictConfig) -> None:
 
 def validate_eval(cfg: DictConfig) -> None:
     _positive(cfg, "batch_size", int, "batch_size=64")
+    _visualize_options(cfg.get("visualize"))
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     if not ckpt.is_file():
         raise UserError(
@@ -63,7 +64,6 @@ def validate_eval(cfg: DictConfig) -> None:
             f"ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt."
         )
     header = tensor_files.read_header(ckpt)  # a broken file is refused here
-    _visualize_options(cfg.get("visualize"))
     if cfg.get("data"):
         _image_folder(cfg.data)
         have = _class_count(cfg.data)

@@ -231,11 +231,18 @@ class ModelPictures(Callback):
                 targets = [ClassifierOutputTarget(int(classes[i])) for i in indices]
                 maps[key] = cam(input_tensor=images, targets=targets)
         self.net.zero_grad(set_to_none=True)
-        captions = [
-            (f"why {self.classes[preds[i]]} (pred)", f"where {self.classes[labels[i]]} (true)")
-            for i in indices
-        ]
         cams = list(zip(maps["pred"], maps["true"], strict=True))
+        # An all-zero map is a finding (no positive gradient evidence), not a blank picture.
+        none = [
+            "" if cam.max() > 0 else "\n(no positive evidence)" for pair in cams for cam in pair
+        ]
+        captions = [
+            (
+                f"why {self.classes[preds[i]]} (pred){none[2 * k]}",
+                f"where {self.classes[labels[i]]} (true){none[2 * k + 1]}",
+            )
+            for k, i in enumerate(indices)
+        ]
         pictures.save_gradcam(list(images), cams, captions, name, plot_dir / "gradcam.png")
 
     def _save_embedding(self, plot_dir: Path, labels: np.ndarray, wrong: np.ndarray) -> None:
