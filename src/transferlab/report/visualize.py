@@ -67,7 +67,8 @@ class ModelPictures(Callback):
     def __init__(self, options: dict, module: LightningModule, seed: int) -> None:
         self.options, self.seed, self.module = options, seed, module
         self.net: Classifier = module.net
-        self.classes = [str(c) for c in module.hparams["classes"]]
+        classes = module.hparams.get("classes") or range(module.hparams["num_classes"])
+        self.classes = [str(c) for c in classes]
         convs = [(n, m) for n, m in self.net.backbone.named_modules() if isinstance(m, nn.Conv2d)]
         self.first_conv = convs[0] if convs else None
         self.layers: dict[str, nn.Module] = {}
