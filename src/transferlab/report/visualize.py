@@ -145,7 +145,8 @@ class ModelPictures(Callback):
                 name, conv = self.first_conv
                 pictures.save_filters(conv.weight.detach().cpu(), name, plot_dir / "filters.png")
                 self._save_feature_maps(plot_dir)
-                self._save_gradcam(plot_dir, shown[: self.options["gradcam"]], labels, preds)
+                if self.options["gradcam"]:
+                    self._save_gradcam(plot_dir, shown[: self.options["gradcam"]], labels, preds)
         finally:
             self.module.train(training)
         self._save_embedding(plot_dir, labels.numpy(), (preds != labels).numpy())
