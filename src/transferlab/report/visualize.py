@@ -85,7 +85,8 @@ class ModelPictures(Callback):
                 module.hparams["model"].get("name"),
             )
         self.labels: list[torch.Tensor] = []
-        self.probs: list[torch.Tensor] = []
+        self.preds: list[torch.Tensor] = []
+        self.confidence: list[torch.Tensor] = []  # the predicted class's probability
         self.features: list[torch.Tensor] = []
         self.images: dict[int, torch.Tensor] = {}  # test index -> the network's input
         self._seen = self._wrong_kept = 0
@@ -111,12 +112,14 @@ class ModelPictures(Callback):
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         images = self._batch.pop("images").detach().cpu()
-        probs = self._batch.pop("logits").detach().float().softmax(1).cpu()
+        logits = self._batch.pop("logits").detach().float().cpu()
         self.features.append(self._batch.pop("features").detach().flatten(1).float().cpu())
         labels = batch[1].detach().cpu()
+        preds = logits.argmax(1)  # as the accuracy metric decides
         self.labels.append(labels)
-        self.probs.append(probs)
-        wrong = probs.argmax(1) != labels
+        self.preds.append(preds)
+        self.confidence.append(logits.softmax(1).gather(1, preds[:, None]).flatten())
+        wrong = preds != labels
         for i in range(len(labels)):
             index = self._seen + i
             keep_wrong = bool(wrong[i]) and self._wrong_kept < self.options["max_images"]
@@ -133,8 +136,8 @@ class ModelPictures(Callback):
     def save(self, plot_dir: Path) -> list[Path]:
         """Write the pictures (and misclassified.json) into `plot_dir`; returns the PNGs."""
         plot_dir.mkdir(parents=True, exist_ok=True)
-        labels, probs = torch.cat(self.labels), torch.cat(self.probs)
-        confidence, preds = probs.max(1)
+        labels, preds = torch.cat(self.labels), torch.cat(self.preds)
+        confidence = torch.cat(self.confidence)
         wrong = (preds != labels).nonzero().flatten().tolist()
         shown = wrong[: self.options["max_images"]]
         self._save_misclassified(plot_dir, labels, preds, confidence, wrong, shown)
