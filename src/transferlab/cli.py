@@ -192,7 +192,12 @@ def train() -> None:
 
 
 def evaluate() -> None:
-    """python eval.py ckpt_path=<run>/checkpoints/best.ckpt [data=...]"""
+    """python eval.py ckpt_path=<run>/checkpoints/best.ckpt [data=...] [visualize=true]"""
+    # Hydra would make `visualize=true` replace the whole options node with a bool, and
+    # `visualize.max_images=8` then fails; as a switch it sets visualize.enabled instead.
+    sys.argv = [
+        re.sub(r"^visualize=(?i:(true|false))$", r"visualize.enabled=\1", a) for a in sys.argv
+    ]
     _check_command_line("eval")
     _evaluate()
 

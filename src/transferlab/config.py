@@ -56,6 +56,7 @@ def validate_train(cfg: DictConfig) -> None:
 
 def validate_eval(cfg: DictConfig) -> None:
     _positive(cfg, "batch_size", int, "batch_size=64")
+    _visualize_options(cfg.get("visualize"))
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     if not ckpt.is_file():
         raise UserError(
@@ -69,6 +70,40 @@ def validate_eval(cfg: DictConfig) -> None:
         want = header.hparams.get("num_classes") if header else None
         if have is not None and want is not None and have != want:
             raise other_class_count(want, cfg.data.source.get("_target_"), have, ckpt)
+
+
+EMBEDDINGS = ("tsne", "pca")
+
+
+def _visualize_options(opts) -> None:
+    """eval.py's visualize.* values; layer names are checked against the model once built."""
+    if not opts or not opts.get("enabled"):
+        return
+    if opts.get("embedding") not in EMBEDDINGS:
+        raise UserError(
+            f"visualize.embedding={opts.get('embedding')} is not a method here. Choose "
+            f"{' or '.join(EMBEDDINGS)}, e.g. visualize.embedding=pca."
+        )
+    for key, least in (
+        ("max_images", 1),
+        ("feature_map_images", 1),
+        ("gradcam", 0),
+        ("embedding_max_points", 3),
+    ):
+        value = opts.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserError(
+                f"visualize.{key}={value} is not valid: it must be a whole number of at least "
+                f"{least}, e.g. visualize.{key}={max(least, 8)}."
+            )
+    layers = opts.get("layers")
+    if layers is not None and not (
+        OmegaConf.is_list(layers) and all(isinstance(x, str) for x in layers)
+    ):
+        raise UserError(
+            f"visualize.layers={layers} is not a list of layer names. Give layer groups or "
+            f"module paths in brackets, e.g. visualize.layers=[block1,block2], or null."
+        )
 
 
 def other_class_count(want: int, data: str, have: int, ckpt: Path) -> UserError:

@@ -219,7 +219,15 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         data_cfg, source, Preprocess(**hp["preprocess"]), cfg.batch_size, seed
     )
     trainer = build_trainer(cfg, output_dir)
+    pictures = None
+    if (cfg.get("visualize") or {}).get("enabled"):
+        from transferlab.report.visualize import ModelPictures  # grad-cam, sklearn: on demand
+
+        pictures = ModelPictures(to_dict(cfg.visualize), module, seed)
+        trainer.callbacks.append(pictures)  # it records the test pass
     trainer.test(module, datamodule=datamodule)
+    if pictures is not None:
+        pictures.save(output_dir / "plots")
     trainable, total = module.param_counts()
     return {
         "metrics": _metrics(trainer),
