@@ -87,6 +87,9 @@ def test_sweep_over_optimizers_and_lrs_makes_four_completed_runs(tmp_path):
     assert {summary(j)["status"] for j in jobs} == {"completed"}
     assert [j.name.split("_")[0] for j in jobs] == ["0", "1", "2", "3"]
     assert any("optimizer=adam" in j.name and "lr=0.0001" in j.name for j in jobs)
+    for job in jobs:  # what a job spends outside training, reported at the sweep's end
+        assert 0 < summary(job)["train_time_s"] < summary(job)["wall_time_s"]
+    assert "per-job overhead (wall time - training time): median" in proc.stdout
 
 
 def test_seed_exercise_command_works_as_written(tmp_path):

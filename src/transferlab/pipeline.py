@@ -187,7 +187,9 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
     metrics: dict[str, float] = {}
     if cfg.train:
+        start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        train_time_s = round(time.perf_counter() - start, 3)
         metrics.update(_metrics(trainer))
     if cfg.test:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
@@ -200,6 +202,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "metrics": metrics,
         "params": {"trainable": trainable, "total": total},
         "epochs": trainer.current_epoch,
+        "train_time_s": train_time_s if cfg.train else 0.0,
         "best_checkpoint": getattr(trainer.checkpoint_callback, "best_model_path", None),
     }
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,8 @@ class SweepReport(Callback):
         best = _best(done, summaries, metric)
         if best is not None:
             print(f"  best: {best.name} ({metric} = {summaries[best]['metrics'][metric]:.4f})")
+        if overhead := _overhead(summaries[j] for j in done):
+            print(f"  per-job overhead (wall time - training time): {overhead}")
         print(f"  compare: python compare.py {sweep_dir}")
         if failed and self.exit_on_failure:
             sys.exit(1)
@@ -133,6 +137,18 @@ def _summary_or_none(job: Path) -> dict | None:
         return read_summary(job)
     except (OSError, ValueError):
         return None
+
+
+def _overhead(summaries: Iterable[dict]) -> str | None:
+    """Median and largest seconds a job spent outside `fit`: building, testing, writing."""
+    spent = sorted(
+        s["wall_time_s"] - s["train_time_s"]
+        for s in summaries
+        if s.get("wall_time_s") is not None and s.get("train_time_s") is not None
+    )
+    if not spent:
+        return None
+    return f"median {statistics.median(spent):.1f} s, largest {spent[-1]:.1f} s"
 
 
 def _best(done: list[Path], summaries: dict, metric: str | None) -> Path | None:
