@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
+from tests.conftest import run_cli, run_dirs, summary
 from transferlab.data import (
     Digits,
     ImageDataModule,
@@ -308,7 +309,7 @@ def test_torchvision_sources_know_classes_without_loading(tmp_path):
 # cache; every later load reads the decoded uint8 file from there in well under a second.
 
 MNIST_CACHE = instantiate(
-    OmegaConf.create({"x": OmegaConf.load(CONF / "data" / "mnist.yaml").source.cache_dir})
+    OmegaConf.create({"x": OmegaConf.load(CONF / "data" / "mnist.yaml").data.source.cache_dir})
 ).x
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # MNIST's own test set
 
@@ -429,9 +430,31 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
 @pytest.mark.parametrize("path", sorted((CONF / "data").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_data_config_builds_its_source(path, tmp_path):
     _write_tree(tmp_path / "images")
-    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "data": OmegaConf.load(path)})
+    raw = OmegaConf.load(path)
+    data = raw.data if "data" in raw else raw  # mnist.yaml is global: it sets batch_size too
+    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "data": data})
     if OmegaConf.is_missing(cfg.data.source, "root"):
         cfg.data.source.root = str(tmp_path / "images")
     assert {"source", "image_size", "mean", "std", "num_workers", "pin_memory"} <= set(cfg.data)
     source = instantiate(cfg.data.source)
     assert len(source.classes) >= 2 and source.channels in (1, 3)
+
+
+@pytest.mark.slow
+def test_a_cnn_run_on_mnist_tests_on_all_10000_official_test_images(tmp_path):
+    proc = run_cli(
+        "train.py",
+        "data=mnist",
+        "model=cnn",
+        "mode=scratch",
+        "epochs=1",
+        "trainer.limit_train_batches=150",  # 4,800 images: enough to be far above chance
+        "extras.print_config=false",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(tmp_path / "logs")
+    assert "MNIST: " in (run / "train.log").read_text()
+    counts = np.loadtxt(run / "plots" / "confusion_matrix.csv", delimiter=",", skiprows=1)[:, 1:]
+    assert counts.sum() == 10_000 and counts.sum(axis=1).tolist() == TEST_COUNTS
+    assert summary(run)["metrics"]["test/acc"] > 0.9

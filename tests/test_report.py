@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +207,37 @@ def test_compare_groups_a_seed_sweep_into_one_row_per_config_with_mean_std_and_n
         mean = groups.set_index("optimizer").loc[optimizer, "test/acc mean"]
         assert f"| {optimizer} | 3 | {mean:.4f} ± " in markdown
     assert "±" in stdout and "Student-t" in stdout
+
+
+# --- the results page --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_results_quick_mode_writes_a_page_with_seed_rows_versions_and_a_transfer_chain(tmp_path):
+    env = {
+        "RESULTS_QUICK": "1",
+        "RESULTS_ONLY": "sgd_vs_adam,transfer_mnist_cnn_to_digits",
+        "RESULTS_OUT": str(tmp_path / "docs"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "transferlab.report.results"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert "**Quick mode**" in page and "torch " in page and "CPU cores" in page
+    for name in ("sgd_vs_adam", "transfer_mnist_cnn_to_digits"):
+        assert f"## {name}" in page
+        assert (tmp_path / "docs" / "results" / f"{name}_test_acc.png").is_file()
+    rows = [line for line in page.splitlines() if line.startswith("| ")]
+    # a header row per table, then one row per configuration, each over 3 seeds
+    assert sum(line.startswith("| optimizer") for line in rows) == 1
+    first_cells = {r.split(" | ")[0] for r in rows}
+    assert first_cells >= {"| sgd", "| adam", "| finetune", "| feature_extract"}
+    for row in rows:
+        if not row.startswith(("| optimizer", "| mode")):
+            cells = row.split(" | ")
+            assert cells[1] == "n/a" and cells[2] == "3" and " ± " in cells[3], row
