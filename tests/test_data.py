@@ -448,7 +448,7 @@ def test_a_cnn_run_on_mnist_tests_on_all_10000_official_test_images(tmp_path):
         "model=cnn",
         "mode=scratch",
         "epochs=1",
-        "trainer.limit_train_batches=150",  # 4,800 images: enough to be far above chance
+        "+trainer.limit_train_batches=150",  # 4,800 images: enough to be far above chance
         "extras.print_config=false",
         cwd=tmp_path,
     )
