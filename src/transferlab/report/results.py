@@ -162,7 +162,7 @@ def environment() -> list[str]:
         else platform.machine()
     )
     return [
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit or 'n/a'}",
+        f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit or 'n/a'}",
         f"- Python {platform.python_version()}; {versions}",
         f"- Machine: {platform.system()} {cpu}, {os.cpu_count()} CPU cores, no GPU used",
     ]
