@@ -332,6 +332,7 @@ def test_mnist_registry_copy_is_the_real_50k_10k_10k_split(mnist_splits, caplog)
 
 
 def test_mnist_second_load_reads_the_decoded_cache_fast_and_says_which_copy(tmp_path, caplog):
+    Mnist(tmp_path, MNIST_CACHE).prepare()  # fetches and decodes, unless a test already did
     start = time.monotonic()
     with caplog.at_level(logging.INFO):
         Mnist(tmp_path, MNIST_CACHE).prepare()
