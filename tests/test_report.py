@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 
 from tests.conftest import run_cli, run_dirs, summary
+from transferlab.report.compare import Run
 from transferlab.report.compare import main as compare_main
+from transferlab.report.seeds import interval, seed_groups
 from transferlab.report.sweep import job_folders
 
 CNN = ("model=cnn", "mode=scratch", "extras.print_config=false")
@@ -116,3 +123,118 @@ def test_compare_reads_a_folder_of_single_runs_with_a_glob_filter(tmp_path):
 def test_compare_without_runs_says_what_to_do(tmp_path, capsys):
     assert compare_main([str(tmp_path)]) == 2
     assert "no run folder" in capsys.readouterr().err
+
+
+# --- seeds: runs that differ only in seed form one row ----------------------------------
+
+
+def test_t_interval_matches_the_textbook_numbers():
+    mean, std, low, high = interval([1.0, 2.0, 3.0])
+    assert (mean, std) == (2.0, 1.0)
+    half = 4.302652729911275 / np.sqrt(3)  # t(0.975, df=2) * s / sqrt(n)
+    assert (low, high) == (pytest.approx(2 - half), pytest.approx(2 + half))
+    assert np.isnan(interval([0.5])[1]) and np.isnan(interval([0.5])[2])
+
+
+def _run(seed: int, optimizer: str, test_acc: float | None) -> Run:
+    done = test_acc is not None
+    return Run(
+        path=Path(f"{seed}_{optimizer}"),
+        name=f"{seed}_{optimizer}",
+        summary={
+            "status": "completed" if done else "failed",
+            "metrics": {"test/acc": test_acc, "val/acc_best": test_acc} if done else {},
+        },
+        overrides={"seed": str(seed), "optimizer": optimizer},
+        config=None,
+        history=pd.DataFrame(),
+    )
+
+
+def test_a_winner_is_marked_only_where_the_intervals_separate():
+    apart = [_run(s, "adam", 0.95 + s / 1000) for s in range(3)]
+    apart += [_run(s, "sgd", 0.90 + s / 1000) for s in range(3)]
+    frame = seed_groups(apart, ["seed", "optimizer"])
+    assert frame["optimizer"].tolist() == ["adam", "sgd"]
+    assert frame["winner"].tolist() == [True, False]
+    assert frame["n"].tolist() == [3, 3]
+
+    overlapping = [_run(s, "adam", 0.95 + s / 100) for s in range(3)]
+    overlapping += [_run(s, "sgd", 0.94 + s / 100) for s in range(3)]
+    frame = seed_groups(overlapping, ["seed", "optimizer"])
+    assert frame["optimizer"].tolist() == ["adam", "sgd"]  # better mean, not a winner
+    assert not frame["winner"].any()
+
+
+def test_failed_seeds_are_counted_but_left_out_of_the_statistics():
+    runs = [_run(0, "adam", 0.9), _run(1, "adam", 0.8), _run(2, "adam", None)]
+    (row,) = seed_groups(runs, ["seed"]).to_dict("records")
+    assert (row["n"], row["failed"]) == (2, 1)
+    assert row["test/acc mean"] == pytest.approx(0.85)
+
+
+@pytest.fixture(scope="module")
+def seed_sweep(tmp_path_factory):
+    """The issue's sweep, tiny: a CNN on digits, 1 epoch, 3 seeds x 2 optimizers."""
+    cwd = tmp_path_factory.mktemp("seeds")
+    proc = run_cli("train.py", "-m", "seed=0,1,2", "optimizer=sgd,adam", "epochs=1", *CNN, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = run_cli("compare.py", cwd=cwd)
+    assert report.returncode == 0, report.stderr[-3000:]
+    (sweep,) = run_dirs(cwd / "logs", "train/multiruns/*")
+    return sweep, report.stdout
+
+
+def test_compare_groups_a_seed_sweep_into_one_row_per_config_with_mean_std_and_n(seed_sweep):
+    sweep, stdout = seed_sweep
+    groups = pd.read_csv(sweep / "report_seeds.csv")
+    assert sorted(groups["optimizer"]) == ["adam", "sgd"]
+    assert groups["n"].tolist() == [3, 3] and "seed" not in groups
+    by_optimizer = {}
+    for job in job_folders(sweep):
+        overrides = summary(job)["overrides"]
+        optimizer = next(o.split("=")[1] for o in overrides if o.startswith("optimizer="))
+        by_optimizer.setdefault(optimizer, []).append(summary(job)["metrics"]["test/acc"])
+    for row in groups.to_dict("records"):
+        accs = by_optimizer[row["optimizer"]]
+        assert row["test/acc mean"] == pytest.approx(np.mean(accs))
+        assert row["test/acc std"] == pytest.approx(np.std(accs, ddof=1))
+        assert row["test/acc ci95 low"] <= row["test/acc mean"] <= row["test/acc ci95 high"]
+    assert len(pd.read_csv(sweep / "report.csv")) == 6  # every run is still listed
+    markdown = (sweep / "report.md").read_text()
+    assert "## Over seeds" in markdown and "95% CI" in markdown
+    for optimizer in ("adam", "sgd"):
+        mean = groups.set_index("optimizer").loc[optimizer, "test/acc mean"]
+        assert f"| {optimizer} | 3 | {mean:.4f} ± " in markdown
+    assert "±" in stdout and "Student-t" in stdout
+
+
+# --- the results page --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_results_quick_mode_writes_a_page_with_seed_rows_versions_and_a_transfer_chain(tmp_path):
+    # One experiment, the longest chain: train on MNIST, then a FT/FE sweep on digits from it.
+    env = {
+        "RESULTS_QUICK": "1",
+        "RESULTS_ONLY": "transfer_mnist_cnn_to_digits",
+        "RESULTS_OUT": str(tmp_path / "docs"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "transferlab.report.results"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert "**Quick mode**" in page and "torch " in page and "CPU cores" in page
+    assert "## transfer_mnist_cnn_to_digits" in page and "## sgd_vs_adam" not in page
+    assert (tmp_path / "docs" / "results" / "transfer_mnist_cnn_to_digits_test_acc.png").is_file()
+    rows = [line for line in page.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| mode | seed's figure | n | test/acc |")
+    assert sorted(r.split(" | ")[0] for r in rows[1:]) == ["| feature_extract", "| finetune"]
+    for row in rows[1:]:  # each configuration over 3 seeds, no seed figure held
+        cells = row.split(" | ")
+        assert cells[1] == "n/a" and cells[2] == "3" and " ± " in cells[3], row

@@ -18,6 +18,7 @@ def validate_train(cfg: DictConfig) -> None:
     _positive(cfg, "lr", float, "lr=1e-3")
     _positive(cfg, "epochs", int, "epochs=10")
     _positive(cfg, "batch_size", int, "batch_size=64")
+    _no_missing(cfg)
     mode = cfg.mode.name
     if mode not in MODES:
         raise UserError(
@@ -218,6 +219,17 @@ KNOWN_CLASS_COUNTS = {
 }
 
 
+def _no_missing(cfg: DictConfig) -> None:
+    """A top-level `???` left by an experiment (e.g. the checkpoint to transfer from)."""
+    missing = sorted(str(k) for k in cfg if OmegaConf.is_missing(cfg, k))
+    if missing:
+        raise UserError(
+            f"The chosen configs need a value for {', '.join(missing)}, which is ??? (no "
+            f"default). Fix: give it on the command line, e.g. {missing[0]}=<value>; the "
+            f"comment at the top of the experiment (or config) that sets it says what it is."
+        )
+
+
 def _class_count(data: DictConfig) -> int | None:
     """How many classes the data config yields, when that is known without loading it."""
     source = data.get("source") or {}
@@ -226,6 +238,8 @@ def _class_count(data: DictConfig) -> int | None:
         return len(class_folders(class_tree(Path(str(source.root)).expanduser())))
     if target.endswith("sources.Digits"):
         return KNOWN_CLASS_COUNTS["digits"]
+    if target.endswith("packaged.Mnist"):
+        return KNOWN_CLASS_COUNTS["mnist"]
     return KNOWN_CLASS_COUNTS.get(str(source.get("name")))
 
 

@@ -96,9 +96,12 @@ class Digits:
     channels = 1
     image_size = 8
 
-    def __init__(self, val_fraction: float = 0.15, test_fraction: float = 0.15) -> None:
+    def __init__(
+        self, val_fraction: float = 0.15, test_fraction: float = 0.15, limit: int | None = None
+    ) -> None:
         self.classes = list(_DIGITS)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.limit = limit
 
     def prepare(self) -> None:
         """Nothing to fetch: the data ships with scikit-learn."""
@@ -111,7 +114,29 @@ class Digits:
         images = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8)
         data = TensorImages(images.unsqueeze(1), torch.from_numpy(digits.target))
         idx = stratified_split(digits.target, self.val_fraction, self.test_fraction, seed)
-        return tuple(Subset(data, i.tolist()) for i in idx)
+        return limited(tuple(Subset(data, i.tolist()) for i in idx), self.limit, seed)
+
+
+def limited(splits: Splits, limit: int | None, seed: int) -> Splits:
+    """Each Subset split cut to a seeded, stratified `limit` images (quick runs); None: all."""
+    if limit is None:
+        return splits
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 10:
+        raise UserError(
+            f"data.source.limit={limit!r} must be a whole number of images per split of at "
+            "least 10 (one per class), or null for every image. Fix: e.g. data.source.limit=500."
+        )
+    out = []
+    for split in splits:
+        if len(split) <= limit:
+            out.append(split)
+            continue
+        labels = split.dataset.labels[split.indices].numpy()
+        kept, _ = train_test_split(
+            np.asarray(split.indices), train_size=limit, stratify=labels, random_state=seed
+        )
+        out.append(Subset(split.dataset, np.sort(kept).tolist()))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

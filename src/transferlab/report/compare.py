@@ -3,7 +3,9 @@
 Reads only each run's summary.json, .hydra/ and csv/metrics.csv. Writes report.md,
 report.csv, val_acc.png, train_loss.png and test_acc.png into the folder and prints the
 table. One row per run: the overrides that differ between the runs, then the results,
-best first by the runs' `optimized_metric`; failed runs last, with their error.
+best first by the runs' `optimized_metric`; failed runs last, with their error. When runs
+differ in `seed`, those that differ only in seed are also grouped into one row each
+(mean ± std, n, 95% t-interval; report_seeds.csv) and that table is the one printed.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from transferlab.report.seeds import SEED, formatted_groups, seed_groups
 from transferlab.report.summary import read_summary
 from transferlab.report.sweep import RESUME_KEY, override_key
 
 RESULTS = ["best val acc", "test acc", "epochs", "trainable params", "s/epoch", "status", "error"]
+SEED_CAPTION = (
+    "Runs that differ only in seed form one row: test acc and best val acc as mean ± sample "
+    "std over the n completed seeds, with a 95% Student-t interval; ★ marks the best row "
+    "only where its interval lies above every other row's."
+)
 PLOTS = {"val_acc.png": "val/acc", "train_loss.png": "train/loss", "test_acc.png": "test/acc"}
 
 
@@ -168,31 +176,48 @@ def _shorten(text: str, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def markdown(frame: pd.DataFrame, title: str, caption: str) -> str:
-    cells = formatted(frame, error_width=160)
-    lines = [f"# {title}", "", caption, ""]
-    lines.append("| " + " | ".join(cells.columns) + " |")
+def markdown_table(cells: pd.DataFrame) -> list[str]:
+    lines = ["| " + " | ".join(cells.columns) + " |"]
     lines.append("|" + "|".join("---" for _ in cells.columns) + "|")
     for row in cells.itertuples(index=False):
         lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return lines
+
+
+def markdown(
+    frame: pd.DataFrame, title: str, caption: str, grouped: pd.DataFrame | None = None
+) -> str:
+    lines = [f"# {title}", "", caption, ""]
+    if grouped is not None:
+        lines += ["## Over seeds", "", SEED_CAPTION, "", *markdown_table(grouped), ""]
+        lines += ["## Every run", ""]
+    lines += markdown_table(formatted(frame, error_width=160))
     lines += ["", *(f"![{name}]({file})" for file, name in PLOTS.items()), ""]
     return "\n".join(lines)
 
 
-def print_table(frame: pd.DataFrame, title: str, caption: str) -> None:
+def print_table(
+    frame: pd.DataFrame, title: str, caption: str, grouped: pd.DataFrame | None = None
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    cells = formatted(frame, error_width=70)
-    table = Table(title=title, caption=caption)
-    for column in cells.columns:
-        if column == "error":
-            table.add_column(column, overflow="fold", min_width=24)
-        else:
-            numeric = column in RESULTS[:5] or frame[column].dtype.kind == "f"
-            table.add_column(column, no_wrap=True, justify="right" if numeric else "left")
-    for row, status in zip(cells.itertuples(index=False), frame["status"], strict=True):
-        table.add_row(*row, style=None if status == "completed" else "red")
+    table = Table(title=title, caption=caption if grouped is None else SEED_CAPTION)
+    if grouped is not None:  # a row per configuration; the runs are in report.csv
+        for column in grouped.columns:
+            table.add_column(column, no_wrap=True, justify="left")
+        for row in grouped.itertuples(index=False):
+            table.add_row(*row)
+    else:
+        cells = formatted(frame, error_width=70)
+        for column in cells.columns:
+            if column == "error":
+                table.add_column(column, overflow="fold", min_width=24)
+            else:
+                numeric = column in RESULTS[:5] or frame[column].dtype.kind == "f"
+                table.add_column(column, no_wrap=True, justify="right" if numeric else "left")
+        for row, status in zip(cells.itertuples(index=False), frame["status"], strict=True):
+            table.add_row(*row, style=None if status == "completed" else "red")
     console = Console()
     # Piped into a file or a CI log: rich would assume 80 columns and squeeze the table.
     (console if console.is_terminal else Console(width=160)).print(table)
@@ -260,8 +285,15 @@ def main(argv: list[str]) -> int:
     title = f"{len(runs)} runs in {folder}"
     caption = f"{done} completed, {len(runs) - done} failed; sorted by {metric}, best first"
     frame.to_csv(folder / "report.csv", index=False)
-    (folder / "report.md").write_text(markdown(frame, title, caption))
+    written = ["report.md", "report.csv"]
+    grouped = None
+    if SEED in keys:  # several seeds: the configurations' spread is the result
+        groups = seed_groups(runs, keys)
+        groups.to_csv(folder / "report_seeds.csv", index=False)
+        grouped = formatted_groups(groups)
+        written.append("report_seeds.csv")
+    (folder / "report.md").write_text(markdown(frame, title, caption, grouped))
     save_plots(runs, keys, folder)
-    print_table(frame, title, caption)
-    print(f"Wrote {folder}/report.md, report.csv, " + ", ".join(PLOTS))
+    print_table(frame, title, caption, grouped)
+    print(f"Wrote {folder}/" + ", ".join(written + list(PLOTS)))
     return 0

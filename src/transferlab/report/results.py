@@ -1,0 +1,222 @@
+"""`make results`: run the offline experiments as seed sweeps and write docs/results.md.
+
+Each experiment runs as `python train.py -m experiment=<name>` (its own seeds and arms),
+then compare.py groups the runs that differ only in seed; the page holds that table per
+experiment beside the seed's own figure where we have it, the test-accuracy plot, the
+command, its wall time, and the date, versions and machine.
+
+    RESULTS_QUICK=1   1 epoch on 300 images per split: checks the machinery in minutes
+    RESULTS_ONLY=a,b  only these experiments (names as in conf/experiment/)
+    RESULTS_OUT=dir   where the page and its plots go (default: docs/)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from transferlab.report.compare import find_runs, load_run, varying_keys
+from transferlab.report.seeds import formatted_groups, seed_groups
+
+ROOT = Path(__file__).resolve().parents[3]
+QUICK = ["epochs=1", "data.source.limit=300"]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    question: str
+    # The seed's own test accuracy per row, keyed by the row's varying values joined by
+    # " / " (e.g. "adam"). None where the seed gave no figure we hold: shown as "n/a".
+    seed_figures: dict[str, float] = field(default_factory=dict)
+    # A network to train first; its best.ckpt becomes `pretrained_ckpt=`.
+    source_run: tuple[str, ...] = ()
+
+
+# The seeds' own figures are not in this repository yet: every "seed" cell reads n/a
+# until someone fills these dicts from the seed notebooks.
+EXPERIMENTS = [
+    Experiment("sgd_vs_adam", "Seed 000: SGD vs Adam, small CNN from scratch on digits"),
+    Experiment("leaky_relu_vs_tanh", "Seed 000: LeakyReLU vs Tanh in the same CNN"),
+    Experiment(
+        "finetune_vs_feature_extract",
+        "Seed 000: fine-tuning vs feature extraction (Lite0, digits), with wall time",
+    ),
+    Experiment("cnn_mnist_vs_digits", "Seed 001 (offline twin): vanilla CNN on MNIST vs digits"),
+    Experiment("cnn_adam_tanh", "Seed 001: Adam + Tanh CNN on MNIST"),
+    Experiment(
+        "lite0_finetune_vs_feature_extract_on_digit_sets",
+        "Seed 001 (offline twin of AlexNet FT/FE): Lite0 FT vs FE on MNIST and digits",
+    ),
+    Experiment(
+        "transfer_mnist_cnn_to_digits",
+        "Seed 001: a CNN trained on MNIST, fine-tuned / frozen on digits",
+        source_run=("data=mnist", "model=cnn", "mode=scratch", "epochs=1"),
+    ),
+    Experiment(
+        "transfer_digits_cnn_to_mnist",
+        "A CNN trained on digits (8 px), fine-tuned / frozen on MNIST at 8 px",
+        source_run=("data=digits", "model=cnn", "mode=scratch", "epochs=10"),
+    ),
+    Experiment(
+        "lite0_mnist_finetune_vs_features_vs_svm",
+        "Lite0 on MNIST: fine-tune vs frozen features vs partial vs multi-layer SVM",
+    ),
+    Experiment("lite0_head_512_vs_64", "Seed 004 (offline twin): head of 512 vs 64 units"),
+    Experiment("lite0_unfreeze_last_1_2_3", "Seed 004 (offline twin): unfreeze the last 1/2/3"),
+    Experiment("lite0_early_stopping", "Seed 004 (offline twin): early stopping vs all epochs"),
+    Experiment(
+        "lite0_svm_vs_finetune_vs_scratch",
+        "Seed 004 (offline twin): multi-layer L2 features + SVM vs fine-tuning vs scratch",
+    ),
+]
+
+
+def train(args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PROJECT_ROOT": str(log_dir.parent)}
+    cmd = [sys.executable, str(ROOT / "train.py"), *args, "extras.print_config=false"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+
+
+def source_checkpoint(exp: Experiment, extra: list[str], log_dir: Path) -> list[str]:
+    """Train the network an experiment transfers from; its checkpoint as an override."""
+    if not exp.source_run:
+        return []
+    folder = log_dir / f"source_{exp.name}"
+    proc = train([*exp.source_run, *extra, "seed=0", f"hydra.run.dir={folder}"], log_dir)
+    if proc.returncode != 0:
+        raise RuntimeError(f"source run for {exp.name} failed:\n{proc.stderr[-2000:]}")
+    return [f"pretrained_ckpt={folder / 'checkpoints' / 'best.ckpt'}"]
+
+
+def run_experiment(exp: Experiment, extra: list[str], log_dir: Path) -> tuple[Path, float, str]:
+    """The experiment's sweep in its own folder; (folder, wall seconds, command)."""
+    start = time.monotonic()
+    weights = source_checkpoint(exp, extra, log_dir)
+    sweep = log_dir / exp.name
+    shutil.rmtree(sweep, ignore_errors=True)  # a page describes one run of each sweep
+    args = ["-m", f"experiment={exp.name}", *extra, *weights, f"hydra.sweep.dir={sweep}"]
+    proc = train(args, log_dir)
+    if not find_runs(sweep):
+        raise RuntimeError(f"{exp.name} produced no runs:\n{proc.stderr[-2000:]}")
+    command = " ".join(["python train.py -m", f"experiment={exp.name}", *extra])
+    return sweep, time.monotonic() - start, command
+
+
+def table(exp: Experiment, sweep: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, strings) of the sweep grouped over seeds, with the seed's figure column."""
+    runs = [load_run(p, sweep) for p in find_runs(sweep)]
+    keys = varying_keys(runs)
+    groups = seed_groups(runs, keys if "seed" in keys else [*keys, "seed"])
+    cells = formatted_groups(groups)
+    config_keys = [k for k in keys if k != "seed"]
+    names = [" / ".join(str(r[k]) for k in config_keys) for _, r in groups.iterrows()]
+    cells.insert(
+        len(config_keys),
+        "seed's figure",
+        [f"{exp.seed_figures[n]:.4f}" if n in exp.seed_figures else "n/a" for n in names],
+    )
+    return groups, cells
+
+
+def _plot(sweep: Path, out: Path, name: str) -> str | None:
+    from transferlab.report.compare import main as compare
+
+    compare([str(sweep)])  # writes the sweep's report.md, report_seeds.csv and plots
+    source = sweep / "test_acc.png"
+    if not source.is_file():
+        return None
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, out / "results" / f"{name}_test_acc.png")
+    return f"results/{name}_test_acc.png"
+
+
+def environment() -> list[str]:
+    versions = ", ".join(
+        f"{p} {metadata.version(p)}"
+        for p in ("torch", "torchvision", "lightning", "timm", "hydra-core", "scikit-learn")
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.machine(),
+        )
+        if Path("/proc/cpuinfo").is_file()
+        else platform.machine()
+    )
+    return [
+        f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit or 'n/a'}",
+        f"- Python {platform.python_version()}; {versions}",
+        f"- Machine: {platform.system()} {cpu}, {os.cpu_count()} CPU cores, no GPU used",
+    ]
+
+
+def page(sections: list[str], quick: bool, total_s: float) -> str:
+    mode = (
+        "**Quick mode** (RESULTS_QUICK=1: 1 epoch, 300 images per split): these numbers "
+        "check the machinery only; they say nothing about the methods."
+        if quick
+        else "Full runs: each experiment's own epochs and the full datasets."
+    )
+    head = ["# Results", "", mode, "", *environment(), f"- Total wall time: {total_s:.0f} s", ""]
+    note = [
+        "Rows group the runs that differ only in seed: mean ± sample std over n seeds and a",
+        "95% Student-t interval; ★ marks a row whose interval lies above every other row's.",
+        "\"seed's figure\" is the seed notebook's own number where we hold it (n/a if not).",
+        "Regenerate with `make results` (full) or `RESULTS_QUICK=1 make results`.",
+        "",
+    ]
+    return "\n".join(head + note + sections)
+
+
+def section(exp: Experiment, cells: pd.DataFrame, command: str, wall_s: float, plot) -> str:
+    from transferlab.report.compare import markdown_table
+
+    lines = [f"## {exp.name}", "", exp.question, "", f"`{command}` — {wall_s:.0f} s wall", ""]
+    lines += markdown_table(cells)
+    if plot:
+        lines += ["", f"![test accuracy of every run]({plot})"]
+    return "\n".join([*lines, ""])
+
+
+def main() -> int:
+    quick = os.environ.get("RESULTS_QUICK", "") not in ("", "0")
+    only = [n for n in os.environ.get("RESULTS_ONLY", "").split(",") if n]
+    out = Path(os.environ.get("RESULTS_OUT", ROOT / "docs"))
+    chosen = [e for e in EXPERIMENTS if not only or e.name in only]
+    if unknown := sorted(set(only) - {e.name for e in EXPERIMENTS}):
+        print(f"Error: RESULTS_ONLY names unknown experiments {unknown}.", file=sys.stderr)
+        return 2
+    log_dir = out / "results_runs" / "logs"
+    start, sections = time.monotonic(), []
+    for exp in chosen:
+        print(f"[results] {exp.name} ...", flush=True)
+        sweep, wall_s, command = run_experiment(exp, QUICK if quick else [], log_dir)
+        _, cells = table(exp, sweep)
+        sections.append(section(exp, cells, command, wall_s, _plot(sweep, out, exp.name)))
+        print(f"[results] {exp.name}: {wall_s:.0f} s", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(page(sections, quick, time.monotonic() - start))
+    print(f"Wrote {out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Every experiment config composes, and so does every job of the sweep it declares."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from tests.conftest import compose_cfg
+from transferlab import config
+from transferlab.cli import CONF_DIR
+
+USER_FILES = ("pretrained_ckpt", "places365_weights")
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+
+
+def _compose(overrides: list[str], hydra: bool = False):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=hydra)
+
+
+def _sweep_jobs(name: str) -> list[list[str]]:
+    """The override lists of the jobs `python train.py -m experiment=<name>` would run."""
+    params = _compose([f"experiment={name}"], hydra=True).hydra.sweeper.params or {}
+    # Hydra's own grammar splits "a,b" and "[512],[64]" into choices; mimic it for the test.
+    choices = [[f"{key}={v}" for v in _split(str(value))] for key, value in params.items()]
+    return [list(job) for job in itertools.product(*choices)]
+
+
+def _split(value: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in value:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [*parts, current.strip()]
+
+
+def test_there_are_at_least_twelve_experiments_named_after_their_comparison():
+    assert len(EXPERIMENTS) >= 12
+    assert {"sgd_vs_adam", "leaky_relu_vs_tanh", "finetune_vs_feature_extract"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_job_of_every_experiment_composes_and_passes_the_config_checks(name, tmp_path):
+    jobs = _sweep_jobs(name)
+    assert jobs, f"{name} declares no sweep"
+    seeds = {o for job in jobs for o in job if o.startswith("seed=")}
+    assert len(seeds) >= 3 or name == "digits_cnn_tanh_sgd", "a comparison needs >= 3 seeds"
+    configs = {tuple(o for o in job if not o.startswith("seed=")) for job in jobs}
+    for job in sorted(configs):  # the seed changes no composition: one job per config
+        cfg = compose_cfg("train", [f"experiment={name}", *job], tmp_path)
+        assert OmegaConf.select(cfg, "tags"), name
+        if any(OmegaConf.is_missing(cfg, key) for key in USER_FILES if key in list(cfg)):
+            continue  # needs the user's file: a previous run's checkpoint, Places365 weights
+        config.validate_train(cfg)
+        if cfg.head.name == "svm":
+            assert cfg.mode.name == "feature_extract" and cfg.features.layers
+            assert cfg.features.l2norm and list(cfg.model.head.hidden) == []
+
+
+def test_a_recipe_sweep_gives_each_arm_its_own_mode_and_head():
+    arms = {}
+    for job in _sweep_jobs("lite0_svm_vs_finetune_vs_scratch"):
+        cfg = _compose(["experiment=lite0_svm_vs_finetune_vs_scratch", *job])
+        arms[cfg.mode.name] = (cfg.head.name, cfg.features.layers, cfg.model.pretrained)
+    assert arms["feature_extract"] == ("svm", ["blocks.4", "blocks.5", "blocks.6"], True)
+    assert arms["finetune"] == ("linear", None, True)
+    assert arms["scratch"] == ("linear", None, False)
