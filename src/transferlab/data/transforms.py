@@ -215,7 +215,8 @@ class BatchTransform(nn.Module):
         super().__init__()
         self.channels = pre.channels
         self.random = v2.Compose(list(random)) if random else None
-        self.resize = v2.Compose(resize_steps(pre.image_size, pre.interpolation))
+        resize = resize_steps(pre.image_size, pre.interpolation)
+        self.resize = v2.Compose(resize) if resize else nn.Identity()
         self.normalize = v2.Compose(
             [v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)]
         )
