@@ -223,10 +223,12 @@ class BatchTransform(nn.Module):
         self.erase = v2.RandomErasing(erasing) if erasing else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        images = _channels(images, self.channels)
+        if images.shape[1] > self.channels:
+            images = _channels(images, self.channels)
         if self.random is not None:
+            # Grey images go through the policy before becoming RGB: a third of the work.
             images = _each(self.random, images)
-        x = self.normalize(self.resize(images))
+        x = self.normalize(_channels(self.resize(images), self.channels))
         return _each(self.erase, x) if self.erase is not None else x
 
 
