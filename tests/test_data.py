@@ -24,6 +24,7 @@ from transferlab.data import (
     augmentation_active,
     item_transform,
 )
+from transferlab.data.preview import GAP, ROWS, preview_grid, tile_size
 from transferlab.data.transforms import check_augmentation, random_ops
 from transferlab.errors import UserError
 
@@ -192,6 +193,19 @@ def test_mixup_and_cutmix_give_soft_targets_that_sum_to_one(key):
     assert (soft.gather(1, labels[:, None]) > 0).all()  # each image keeps its own class
     plain, hard = dm.prepare_batch(images, labels, train=False)
     assert hard is labels and not torch.equal(x, plain)
+
+
+def test_preview_of_image_files_shows_an_unaugmented_column_then_fresh_draws(tmp_path):
+    _write_tree(tmp_path)
+    dm = ImageDataModule(ImageFolderSource(tmp_path), HALF, {"policy": "augmix"}, num_workers=0)
+    torch.manual_seed(0)
+    first = preview_grid(dm, draws=4)
+    torch.manual_seed(1)
+    second = preview_grid(dm, draws=4)
+    tile = tile_size(16) + GAP
+    assert first.shape == (GAP + ROWS * tile, GAP + 5 * tile, 3)  # ROWS x (eval + 4 draws)
+    assert np.array_equal(first[:, :tile], second[:, :tile])  # the eval view
+    assert not np.array_equal(first[:, tile:], second[:, tile:])  # the draws
 
 
 def test_hflip_auto_flips_photos_but_not_digits():

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from transferlab.data.datamodule import ImageDataModule
+from transferlab.data.datamodule import ImageDataModule, Transformed
 from transferlab.data.memory import collate
 
 ROWS, DRAWS, GAP, MIN_TILE = 8, 8, 2, 64
@@ -47,8 +47,12 @@ def write_preview(datamodule: ImageDataModule, path: Path, draws: int = DRAWS) -
 
 
 def _batch(datamodule: ImageDataModule, rows: list[int], train: bool) -> torch.Tensor:
-    # Items are fetched anew for every draw: image files draw their crop in the item stage.
-    images, labels = collate([datamodule.train_set[i] for i in rows])
+    # Items are fetched anew for every draw: image files draw their augmentation in the
+    # item stage, so their eval view reads the same files through the eval item stage.
+    dataset = datamodule.train_set
+    if not train and isinstance(dataset, Transformed):
+        dataset = Transformed(dataset.dataset, datamodule.val_set.transform)
+    images, labels = collate([dataset[i] for i in rows])
     x, _ = datamodule.prepare_batch(images, torch.as_tensor(labels), train=train)
     pre = datamodule.preprocess
     mean = torch.tensor(pre.mean).view(1, -1, 1, 1)
