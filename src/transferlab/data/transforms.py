@@ -233,7 +233,16 @@ class BatchTransform(nn.Module):
 
 
 def _each(transform: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    return torch.stack([transform(image) for image in images])
+    if images.device.type != "cpu":
+        return torch.stack([transform(image) for image in images])
+    # On one small image, waking intra-op threads costs more than the op: measured on 2
+    # cores, a 32 px rotation took 16.6 ms with 2 threads and 0.15 ms with 1.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.stack([transform(image) for image in images])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _channels(images: torch.Tensor, channels: int) -> torch.Tensor:
