@@ -56,7 +56,6 @@ def model_inputs() -> Iterator[list[torch.Tensor]]:
             hook.remove()
 
 
-@pytest.mark.slow
 def test_val_eval_py_and_the_feature_cache_feed_the_model_identical_tensors(cfg_factory, tmp_path):
     cfg = cfg_factory(*CNN, "mode=scratch", "test=false", "callbacks=default")
     ckpt = train_pipeline(cfg, tmp_path / "run")["best_checkpoint"]
@@ -100,7 +99,6 @@ def cnn_weights(tmp_path_factory) -> str:
     return str(run / "checkpoints" / "best.ckpt")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["feature_extract", "gradual"])
 def test_frozen_modes_train_with_a_policy_and_erasing(mode, cnn_weights, cfg_factory, tmp_path):
     """Augmentation turns the feature cache off; the frozen backbone then runs every batch."""
@@ -115,7 +113,6 @@ def test_frozen_modes_train_with_a_policy_and_erasing(mode, cnn_weights, cfg_fac
     assert train_pipeline(cfg, tmp_path)["metrics"]["test/acc"] > 0.5
 
 
-@pytest.mark.slow
 def test_preview_writes_the_grid_of_draws_and_does_not_train(tmp_path):
     proc = run_cli(
         "train.py",
