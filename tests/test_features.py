@@ -99,9 +99,8 @@ def test_cache_hit_is_bit_identical_to_a_fresh_pass(tiny, cfg_factory, tmp_path,
     assert computed_splits(caplog.text) == 0 and caplog.text.count("Feature cache hit") == 3
     assert module.feature_input
     for split in ("train", "val", "test"):
-        fresh, labels = compute_features(
-            module.net.backbone, getattr(images, f"{split}_set"), cfg.features.batch_size
-        )
+        batches = images.loader(getattr(images, f"{split}_set"), cfg.features.batch_size)
+        fresh, labels = compute_features(module.net.backbone, batches, prepare=images.eval_batch)
         cached_x, cached_y = hit.sets[split].tensors
         assert torch.equal(cached_x, fresh) and torch.equal(cached_y, labels)
         assert torch.equal(cached_x, first.sets[split].tensors[0])

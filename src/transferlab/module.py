@@ -101,7 +101,9 @@ class ClassifierModule(L.LightningModule):
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = self.criterion(logits, y)
+        loss = self.criterion(logits, y)  # y may be soft (MixUp/CutMix): class probabilities
+        if y.is_floating_point():
+            y = y.argmax(dim=1)  # accuracy counts the dominant label of each mixed image
         if stage == "train" and not torch.isfinite(loss):
             raise UserError(
                 f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "

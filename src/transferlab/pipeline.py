@@ -122,8 +122,8 @@ def build_datamodule(
         preprocess=preprocess,
         augmentation=augmentation,
         batch_size=batch_size,
-        num_workers=data_cfg.get("num_workers", 0),
-        pin_memory=data_cfg.get("pin_memory", False),
+        num_workers=data_cfg.get("num_workers", "auto"),
+        pin_memory=data_cfg.get("pin_memory", "auto"),
         seed=seed,
     )
 
@@ -179,9 +179,25 @@ def build_run(
     return module, datamodule, build_trainer(cfg, output_dir)
 
 
+def preview(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """preview=true: write plots/augmentation.png and train nothing."""
+    from transferlab.data.preview import write_preview
+
+    source = instantiate(cfg.data.source)
+    module = build_module(cfg, source)
+    pre = Preprocess(**module.hparams["preprocess"])
+    augmentation = to_dict(cfg.get("augmentation"))
+    images = build_datamodule(cfg.data, source, pre, cfg.batch_size, cfg.seed, augmentation)
+    path = write_preview(images, output_dir / "plots" / "augmentation.png")
+    log.info("preview=true: wrote %s; no training.", path)
+    return {"metrics": {}, "epochs": 0, "preview": str(path)}
+
+
 def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Fit and test as configured; returns the fields of summary.json."""
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("preview"):
+        return preview(cfg, output_dir)
     module, images, trainer = build_run(cfg, output_dir)
     freeze.log_group_table(module.net)
     datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)

@@ -2,9 +2,15 @@
 
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.sources import Digits, ImageFolderSource, ImageSource, TorchvisionSource
-from transferlab.data.transforms import Preprocess, augmentation_active, build_transforms
+from transferlab.data.transforms import (
+    BatchTransform,
+    Preprocess,
+    augmentation_active,
+    item_transform,
+)
 
 __all__ = [
+    "BatchTransform",
     "Digits",
     "ImageDataModule",
     "ImageFolderSource",
@@ -12,5 +18,5 @@ __all__ = [
     "Preprocess",
     "TorchvisionSource",
     "augmentation_active",
-    "build_transforms",
+    "item_transform",
 ]

@@ -1,7 +1,13 @@
-"""The LightningDataModule: a source's three splits, transformed and batched."""
+"""The LightningDataModule: a source's three splits, batched, then prepared on the device.
+
+Loaders yield uint8 batches; `on_after_batch_transfer` resizes, normalises and augments
+them where training runs (the GPU when there is one). See data/transforms.py.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -9,8 +15,19 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from transferlab.data.memory import collate, in_memory
 from transferlab.data.sources import ImageSource
-from transferlab.data.transforms import Preprocess, build_transforms
+from transferlab.data.transforms import (
+    BatchTransform,
+    Preprocess,
+    batch_mix,
+    check_augmentation,
+    item_transform,
+    random_ops,
+)
+from transferlab.errors import UserError
+
+log = logging.getLogger("transferlab")
 
 
 class Transformed(Dataset):
@@ -75,7 +92,12 @@ def rank_and_world(trainer) -> tuple[int, int]:
 
 
 class ImageDataModule(LightningDataModule):
-    """Train (augmented, shuffled per (seed, epoch)), val and test loaders of a source."""
+    """Train (augmented, shuffled per (seed, epoch)), val and test loaders of a source.
+
+    In-memory sets are sliced a batch at a time in this process; image files are decoded
+    and resized by `num_workers` persistent worker processes ("auto": one per core but
+    one). Either way the device stage (`BatchTransform`) finishes every batch.
+    """
 
     def __init__(
         self,
@@ -83,18 +105,20 @@ class ImageDataModule(LightningDataModule):
         preprocess: Preprocess,
         augmentation: Mapping[str, Any] | None = None,
         batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
+        num_workers: int | str = "auto",
+        pin_memory: bool | str = "auto",
         seed: int = 42,
     ) -> None:
         super().__init__()
         self.source, self.preprocess = source, preprocess
         self.augmentation = dict(augmentation) if augmentation else None
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.pin_memory, self.seed = pin_memory, seed
+        self.batch_size, self.seed = batch_size, seed
+        self.num_workers = _workers(num_workers)
+        self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self.in_memory = False
 
     @property
     def classes(self) -> list[str]:
@@ -108,15 +132,43 @@ class ImageDataModule(LightningDataModule):
         self.source.prepare()
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the three transformed splits once; later calls do nothing."""
+        """Build the three splits and both batch stages once; later calls do nothing."""
         if self.train_set is not None:
             return
-        train, val, test = self.source.splits(self.seed)
-        eval_tf = build_transforms(self.preprocess, self.augmentation, train=False)
-        self.train_set = Transformed(
-            train, build_transforms(self.preprocess, self.augmentation, train=True)
-        )
-        self.val_set, self.test_set = Transformed(val, eval_tf), Transformed(test, eval_tf)
+        pre = self.preprocess
+        opts = check_augmentation(self.augmentation, self.classes)
+        if self.augmentation and self.augmentation.get("hflip") == "auto" and not opts["hflip"]:
+            log.info("augmentation.hflip=auto: no flips, the classes are digits.")
+        splits = self.source.splits(self.seed)
+        tensors = [in_memory(split) for split in splits]
+        self.in_memory = all(t is not None for t in tensors)
+        if self.in_memory:
+            self.train_set, self.val_set, self.test_set = tensors
+            random = random_ops(opts, None, pre.interpolation)
+        else:
+            train, val, test = splits
+            self.train_set = Transformed(train, item_transform(pre, opts, train=True))
+            items = item_transform(pre, opts, train=False)
+            self.val_set, self.test_set = Transformed(val, items), Transformed(test, items)
+            random = []  # drawn in the workers, per image
+        self.train_batch = BatchTransform(pre, random, opts["random_erasing"])
+        self.eval_batch = BatchTransform(pre, [])
+        self.mix = batch_mix(opts, self.num_classes)
+
+    def prepare_batch(
+        self, images: torch.Tensor, labels: torch.Tensor, train: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A loader's uint8 batch as the model receives it (labels soft under MixUp/CutMix)."""
+        self.setup()
+        if not train:
+            return self.eval_batch(images), labels
+        x = self.train_batch(images)
+        return self.mix(x, labels) if self.mix is not None else (x, labels)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, labels = batch
+        train = self.trainer is not None and self.trainer.training
+        return self.prepare_batch(images, labels, train)
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
@@ -134,14 +186,33 @@ class ImageDataModule(LightningDataModule):
         sampler = Shard(len(self.test_set), *rank_and_world(self.trainer))
         return self._loader("test_set", sampler=sampler)
 
-    def _loader(self, split: str, **kwargs: Any) -> DataLoader:
-        self.setup()  # a no-op under a Trainer; lets scripts use the loaders directly
+    def loader(self, dataset: Dataset, batch_size: int, **kwargs: Any) -> DataLoader:
+        """uint8 batches of `dataset` (one of this module's splits), in order unless a sampler."""
+        self.setup()
+        # Slicing a tensor takes microseconds: worker processes would only add IPC.
+        workers = 0 if self.in_memory else self.num_workers
         return DataLoader(
-            getattr(self, split),
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=workers > 0,
+            collate_fn=collate,
             drop_last=False,
             **kwargs,
         )
+
+    def _loader(self, split: str, **kwargs: Any) -> DataLoader:
+        return self.loader(getattr(self, split), self.batch_size, **kwargs)
+
+
+def _workers(value: int | str) -> int:
+    if value == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, min(8, (cores or 1) - 1))  # one core is left to the training step
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(
+            f"data.num_workers must be a whole number >= 0 or auto, got {value!r}. "
+            "Fix: data.num_workers=auto (one worker per core but one), or 0 for none."
+        )
+    return value

@@ -8,12 +8,11 @@ without tracing them or copying any weights.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from transferlab.errors import UserError
 from transferlab.models.classifier import Classifier, build_head
@@ -149,24 +148,25 @@ def _output_width(net: Classifier) -> int:
 
 def compute_features(
     backbone: nn.Module,
-    dataset: Dataset,
-    batch_size: int,
-    num_workers: int = 0,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: str = "cpu",
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features float32 (N, D), labels int64 (N,)) of every item in order, on the CPU.
+    """(features float32 (N, D), labels int64 (N,)) of every batch in order, on the CPU.
 
-    The backbone runs in eval mode under inference_mode and is left as it was found.
+    `prepare` turns each batch's images into the model's input on `device` (the
+    datamodule's eval batch stage). The backbone runs in eval mode under inference_mode
+    and is left as it was found.
     """
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     was_training = backbone.training
     home = next(backbone.parameters(), torch.empty(0)).device
     backbone.eval().to(device)
     chunks, labels = [], []
     try:
         with torch.inference_mode():
-            for images, targets in loader:
-                chunks.append(backbone(images.to(device)).float().cpu())
+            for images, targets in batches:
+                images = images.to(device)
+                chunks.append(backbone(prepare(images) if prepare else images).float().cpu())
                 labels.append(torch.as_tensor(targets, dtype=torch.int64))
     finally:
         backbone.train(was_training).to(home)

@@ -34,7 +34,7 @@ log = logging.getLogger("transferlab")
 CACHE_MODES = ("auto", "memory", "disk", "off")
 SPLITS = ("train", "val", "test")
 # Their code decides the numbers a feature pass yields, so their text is part of the key.
-_CODE = ("data/sources.py", "data/transforms.py", "features/extract.py")
+_CODE = ("data/sources.py", "data/memory.py", "data/transforms.py", "features/extract.py")
 _PACKAGES = ("torch", "torchvision", "timm", "numpy", "pillow", "scikit-learn")
 
 
@@ -164,16 +164,16 @@ def _split_features(
     def compute():
         return compute_features(
             module.net.backbone,
-            dataset,
-            batch_size=int(cfg.features.batch_size),
-            num_workers=cfg.data.get("num_workers", 0),
+            images.loader(dataset, int(cfg.features.batch_size)),
             device=_device(cfg),
+            prepare=images.eval_batch,  # what val, test and eval.py feed the model
         )
 
     if cache is None:
         return cache_io.timed_pass(split, compute, "not cached (features.cache=off)")
-    # The transform's repr names every step and parameter: a changed transform misses.
-    fingerprint = f"{cache_io.dataset_fingerprint(dataset)}|{dataset.transform!r}"
+    # The transforms' repr names every step and parameter: a changed transform misses.
+    item = getattr(dataset, "transform", None)
+    fingerprint = f"{cache_io.dataset_fingerprint(dataset)}|{item!r}|{images.eval_batch!r}"
     return cache.get(split, fingerprint, compute, expected=len(dataset))
 
 
