@@ -40,6 +40,7 @@ def validate_train(cfg: DictConfig) -> None:
             f"or give weights with model.pretrained=true or model.weights=<file>."
         )
 
+    _scheduler(cfg.get("scheduler"))
     _weights_file(model.get("weights"))
     _model_name(model)
     _image_folder(cfg.data)
@@ -52,6 +53,16 @@ def validate_train(cfg: DictConfig) -> None:
         _image_size(cfg.data.get("image_size"), model)
     if model.get("weights"):
         _weights_fit(Path(str(model.weights)).expanduser(), model)
+
+
+def _scheduler(scheduler) -> None:
+    interval = (scheduler or {}).get("interval", "epoch")
+    if interval not in ("step", "epoch"):
+        raise UserError(
+            f"scheduler.interval={interval} is not valid: a schedule is stepped after every "
+            f"optimizer step or every epoch. Use scheduler.interval=step or "
+            "scheduler.interval=epoch."
+        )
 
 
 def validate_eval(cfg: DictConfig) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from transferlab import schedulers
 from transferlab.errors import UserError
 from transferlab.features import slim
 from transferlab.features.heads import is_classical
@@ -176,9 +177,9 @@ class ClassifierModule(L.LightningModule):
         optimizer = instantiate(opt_cfg)(params=groups)
         if not self.hparams.scheduler:
             return optimizer
-        scheduler = instantiate(dict(self.hparams.scheduler))(optimizer=optimizer)
         return {
             "optimizer": optimizer,
-            # monitor only matters to ReduceLROnPlateau; the others ignore it.
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"},
+            "lr_scheduler": schedulers.lightning_config(
+                dict(self.hparams.scheduler), optimizer, self.trainer
+            ),
         }
