@@ -41,6 +41,7 @@ def validate_train(cfg: DictConfig) -> None:
         )
 
     _scheduler(cfg.get("scheduler"))
+    _tune(cfg)
     _weights_file(model.get("weights"))
     _model_name(model)
     _image_folder(cfg.data)
@@ -62,6 +63,15 @@ def _scheduler(scheduler) -> None:
             f"scheduler.interval={interval} is not valid: a schedule is stepped after every "
             f"optimizer step or every epoch. Use scheduler.interval=step or "
             "scheduler.interval=epoch."
+        )
+
+
+def _tune(cfg: DictConfig) -> None:
+    head = (cfg.get("head") or {}).get("name", "linear")
+    if cfg.get("tune") and head != "linear":
+        raise UserError(
+            f"tune={cfg.tune.get('name')} searches a learning rate, but head={head} is fitted "
+            f"by scikit-learn without one. Use head=linear with it, or leave tune out."
         )
 
 

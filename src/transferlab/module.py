@@ -60,6 +60,7 @@ class ClassifierModule(L.LightningModule):
         # Set by the pipeline, not saved: batches are cached backbone features (head only).
         self.feature_input = False
         self.backbone_loaded = load_weights  # False: restored from a checkpoint
+        self.finding_lr = False  # set by tune.find_lr: its range test diverges on purpose
         # What the network reads, not what the data has: a checkpoint rebuilds this stem.
         self.hparams["in_chans"] = self.net.data_config["input_size"][0]
         k = freeze.trainable_groups(mode["name"], self.net, model.get("unfreeze"))
@@ -103,7 +104,7 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        if stage == "train" and not torch.isfinite(loss):
+        if stage == "train" and not torch.isfinite(loss) and not self.finding_lr:
             raise UserError(
                 f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
                 f"{self.global_step}: the run diverged. Lower the learning rate (lr is "

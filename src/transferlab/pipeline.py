@@ -184,6 +184,13 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     freeze.log_group_table(module.net)
     datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
     metrics: dict[str, float] = {}
+    extra: dict[str, Any] = {}
+    if cfg.train and cfg.get("tune") and not cfg.get("ckpt_path"):
+        from transferlab import tune  # a resumed run keeps the lr its start chose
+
+        extra["lr_find"] = tune.find_lr(
+            to_dict(cfg.tune), trainer, module, datamodule, output_dir / "plots"
+        )
     if cfg.train:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics.update(_metrics(trainer))
@@ -199,6 +206,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "params": {"trainable": trainable, "total": total},
         "epochs": trainer.current_epoch,
         "best_checkpoint": getattr(trainer.checkpoint_callback, "best_model_path", None),
+        **extra,
     }
 
 

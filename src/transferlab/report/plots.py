@@ -96,6 +96,22 @@ def save_lr_curve(metrics_csv: Path, path: Path) -> None:
         save_lines(series, path, title="learning rate", ylabel="lr", xlabel="step")
 
 
+def save_lr_find(
+    lrs: Sequence[float], losses: Sequence[float], suggestion: float | None, dirpath: Path
+) -> None:
+    """plots/lr_find.png: the range test's loss against lr (log scale), suggestion marked."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    ax.plot(lrs, losses, label="train loss (smoothed)")
+    if suggestion is not None:
+        label = f"suggestion {suggestion:.3g}"
+        ax.axvline(suggestion, color="tab:red", linestyle="--", label=label)
+    ax.set(title="learning-rate finder", xlabel="lr", ylabel="loss", xscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, dirpath / "lr_find.png")
+
+
 def save_lines(
     series: Sequence[Series], path: Path, title: str, ylabel: str, xlabel: str = "epoch"
 ) -> None:
