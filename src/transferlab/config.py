@@ -42,6 +42,7 @@ def validate_train(cfg: DictConfig) -> None:
 
     _scheduler(cfg.get("scheduler"))
     _tune(cfg)
+    _ema(model.get("ema"))
     _weights_file(model.get("weights"))
     _model_name(model)
     _image_folder(cfg.data)
@@ -72,6 +73,18 @@ def _tune(cfg: DictConfig) -> None:
         raise UserError(
             f"tune={cfg.tune.get('name')} searches a learning rate, but head={head} is fitted "
             f"by scikit-learn without one. Use head=linear with it, or leave tune out."
+        )
+
+
+def _ema(decay) -> None:
+    try:
+        ok = decay is None or 0.0 < float(decay) < 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UserError(
+            f"model.ema={decay} is not valid: it is the decay of the weights' moving average, "
+            f"between 0 and 1 (exclusive). Use e.g. model.ema=0.999, or model.ema=null for none."
         )
 
 

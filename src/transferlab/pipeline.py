@@ -139,6 +139,10 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
     """Trainer with the configured callbacks and loggers; the CSV logger is always on."""
     distributed.install()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if ema := (cfg.get("model") or {}).get("ema"):
+        from transferlab.averaging import EMA
+
+        callbacks.append(EMA(decay=float(ema)))
     csv_logger = CSVLogger(save_dir=str(output_dir), name="", version="csv")
     if cfg.get("ckpt_path") and (output_dir / "csv" / "metrics.csv").is_file():
         resume.reload_csv_rows(csv_logger, cfg.ckpt_path)  # resuming in place
