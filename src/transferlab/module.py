@@ -67,6 +67,8 @@ class ClassifierModule(L.LightningModule):
         freeze.set_trainable(self.net, k)
         # Lightning 2.x never calls .train() at fit start: frozen layers go to eval mode now.
         self.train()
+        if model.get("channels_last"):
+            self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # Keyed "<stage>_" because nn.Module already owns the attribute `train`.
         self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
@@ -84,7 +86,11 @@ class ClassifierModule(L.LightningModule):
         self._epoch_start = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.head(x) if self.feature_input else self.net(x)
+        if self.feature_input:
+            return self.net.head(x)
+        if x.dim() == 4 and self.hparams.model.get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)  # weights and inputs alike
+        return self.net(x)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -186,6 +186,8 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     module, images, trainer = build_run(cfg, output_dir)
     freeze.log_group_table(module.net)
+    if cfg.get("compile"):
+        module.net.compile()  # in place: state_dict keys and checkpoints stay as they are
     datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
     metrics: dict[str, float] = {}
     extra: dict[str, Any] = {}
