@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from transferlab import model_facts, tensor_files
 from transferlab.errors import UserError
 
-MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual")
+MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual", "distill")
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -43,6 +43,8 @@ def validate_train(cfg: DictConfig) -> None:
     _scheduler(cfg.get("scheduler"))
     _tune(cfg)
     _ema(model.get("ema"))
+    if mode == "distill":
+        _distill(cfg.distill)
     _weights_file(model.get("weights"))
     _model_name(model)
     _image_folder(cfg.data)
@@ -85,6 +87,36 @@ def _ema(decay) -> None:
         raise UserError(
             f"model.ema={decay} is not valid: it is the decay of the weights' moving average, "
             f"between 0 and 1 (exclusive). Use e.g. model.ema=0.999, or model.ema=null for none."
+        )
+
+
+def _distill(distill: DictConfig) -> None:
+    example = "distill.teacher=logs/train/runs/<run>/checkpoints/best.ckpt"
+    if OmegaConf.is_missing(distill, "teacher") or not distill.teacher:
+        raise UserError(f"mode=distill needs the teacher's checkpoint: add {example}.")
+    file = Path(str(distill.teacher)).expanduser()
+    if not file.is_file():
+        raise UserError(
+            f"distill.teacher={distill.teacher} is not a file. Give a run's checkpoint, e.g. "
+            f"{example}."
+        )
+    header = tensor_files.read_header(file)
+    if header is not None and not header.is_transferlab_checkpoint:
+        raise UserError(
+            f"distill.teacher={distill.teacher} holds bare weights, not a run's checkpoint: the "
+            f"teacher's architecture and preprocessing come from a checkpoint that train.py "
+            f"wrote. Train the teacher with train.py first and give {example}."
+        )
+    temperature, alpha = distill.get("temperature"), distill.get("alpha")
+    if not (isinstance(temperature, int | float) and temperature > 0):
+        raise UserError(
+            f"distill.temperature={temperature} must be a positive number, e.g. "
+            "distill.temperature=4."
+        )
+    if not (isinstance(alpha, int | float) and 0 <= alpha <= 1):
+        raise UserError(
+            f"distill.alpha={alpha} must lie in [0, 1] (the teacher's share of the loss), "
+            "e.g. distill.alpha=0.5."
         )
 
 

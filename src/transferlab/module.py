@@ -12,6 +12,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from transferlab import schedulers
+from transferlab.distill import distillation_loss
 from transferlab.errors import UserError
 from transferlab.features import slim
 from transferlab.features.heads import is_classical
@@ -45,6 +46,7 @@ class ClassifierModule(L.LightningModule):
         preprocess: dict | None = None,
         features: dict | None = None,
         head: dict | None = None,
+        distill: dict | None = None,
         load_weights: bool = False,
     ) -> None:
         super().__init__()
@@ -61,6 +63,7 @@ class ClassifierModule(L.LightningModule):
         self.feature_input = False
         self.backbone_loaded = load_weights  # False: restored from a checkpoint
         self.finding_lr = False  # set by tune.find_lr: its range test diverges on purpose
+        self.teacher = None  # mode=distill: a distill.Teacher, set by the pipeline
         # What the network reads, not what the data has: a checkpoint rebuilds this stem.
         self.hparams["in_chans"] = self.net.data_config["input_size"][0]
         k = freeze.trainable_groups(mode["name"], self.net, model.get("unfreeze"))
@@ -81,6 +84,8 @@ class ClassifierModule(L.LightningModule):
             if num_classes > 5
             else {}
         )
+        if distill:  # the teacher's accuracy on the student's test split, for the summary
+            self.teacher_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # a resumed run remembers its best epoch
         self._epoch_start = 0.0
@@ -110,6 +115,8 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
+        if self.teacher is not None and stage != "val":
+            loss = self._with_teacher(x, y, logits, loss, stage)
         if stage == "train" and not torch.isfinite(loss) and not self.finding_lr:
             raise UserError(
                 f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
@@ -128,6 +135,16 @@ class ClassifierModule(L.LightningModule):
             self.acc5[key](logits.detach(), y)
             self.log(f"{stage}/acc_top5", self.acc5[key], on_step=False, on_epoch=True)
         return loss
+
+    def _with_teacher(self, x, y, logits, loss, stage: str) -> torch.Tensor:
+        """Training: the distillation loss. Test: the labels' loss, and the teacher's accuracy."""
+        teacher = self.teacher.logits(x)
+        if stage == "test":
+            self.teacher_acc(teacher, y)
+            self.log("test/teacher_acc", self.teacher_acc, on_step=False, on_epoch=True)
+            return loss
+        cfg = self.hparams.distill
+        return distillation_loss(logits, teacher, loss, cfg["temperature"], cfg["alpha"])
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         loss = self._step(batch, "train")

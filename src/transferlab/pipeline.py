@@ -63,6 +63,7 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         label_smoothing=cfg.get("label_smoothing", 0.0),
         features=to_dict(cfg.get("features")),
         head=to_dict(cfg.get("head")),
+        distill=to_dict(cfg.get("distill")) if cfg.mode.name == "distill" else None,
         classes=list(source.classes),
         data=data,
         load_weights=True,
@@ -71,6 +72,10 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
     preprocess = resolve_preprocess(cfg.data, module.net)
     module.hparams["preprocess"] = asdict(preprocess)
     _check_input_size(module.net, preprocess, cfg.model.get("name"))
+    if cfg.mode.name == "distill":
+        from transferlab.distill import Teacher
+
+        module.teacher = Teacher(cfg.distill.teacher, preprocess, len(source.classes))
     return module
 
 
@@ -213,6 +218,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "best_checkpoint": getattr(trainer.checkpoint_callback, "best_model_path", None),
         **extra,
+        **({"teacher": str(cfg.distill.teacher)} if cfg.mode.name == "distill" else {}),
     }
 
 
