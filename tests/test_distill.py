@@ -89,3 +89,28 @@ def test_a_missing_teacher_file_is_refused_before_torch_loads(tmp_path):
     )
     assert proc.returncode == 2
     assert "distill.teacher=nope/best.ckpt is not a file" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_cnn_student_learns_from_a_lite0_teacher_with_other_preprocessing(tmp_path):
+    teacher_run = run_cli("train.py", "epochs=1", "task_name=teacher", QUIET, cwd=tmp_path)
+    assert teacher_run.returncode == 0, teacher_run.stderr[-3000:]
+    (teacher,) = run_dirs(tmp_path / "logs", "teacher/runs/*")
+    # Lite0 read 64 px RGB normalised by 0.5; the cnn student reads 8 px gray digits.
+    proc = run_cli(
+        "train.py",
+        "model=cnn",
+        "mode=distill",
+        f"distill.teacher={teacher / 'checkpoints/best.ckpt'}",
+        "epochs=2",
+        QUIET,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (student,) = run_dirs(tmp_path / "logs", "train/runs/*")
+    metrics = summary(student)["metrics"]
+    # Its own pipeline resized uint8 images (rounded); here float tensors are resized.
+    assert metrics["test/teacher_acc"] == pytest.approx(
+        summary(teacher)["metrics"]["test/acc"], abs=0.02
+    )
+    assert metrics["test/acc"] > 0.7
