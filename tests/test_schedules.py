@@ -121,6 +121,7 @@ KILLED = [
     "data.image_size=24",
     "epochs=4",
     "scheduler=onecycle",
+    "model.ema=0.9",
     "trainer.log_every_n_steps=1",
     "trainer.deterministic=true",
     "callbacks.early_stopping=null",
@@ -129,7 +130,7 @@ KILLED = [
 
 
 @pytest.mark.slow
-def test_a_killed_then_resumed_one_cycle_run_follows_the_same_lr_values(tmp_path):
+def test_a_killed_then_resumed_one_cycle_run_follows_the_same_lr_values_and_ema(tmp_path):
     straight = run_cli("train.py", *KILLED, "task_name=straight", cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-3000:]
     env = {**os.environ, "PROJECT_ROOT": str(tmp_path)}
@@ -161,3 +162,7 @@ def test_a_killed_then_resumed_one_cycle_run_follows_the_same_lr_values(tmp_path
     for (_, a), (_, b) in zip(want, got, strict=True):
         assert len(a) > 40 and [s for s, _ in b] == [s for s, _ in a]
         assert [lr for _, lr in b] == pytest.approx([lr for _, lr in a], rel=1e-12)
+    # The weights' average was checkpointed and continued: both states end identical.
+    a, b = (torch.load(r / "checkpoints/last.ckpt", weights_only=True) for r in (reference, killed))
+    for key in ("state_dict", "current_model_state"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
