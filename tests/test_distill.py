@@ -97,7 +97,7 @@ def test_a_cnn_student_learns_from_a_lite0_teacher_with_other_preprocessing(tmp_
     teacher_run = run_cli(
         "train.py",
         "epochs=1",
-        "trainer.limit_train_batches=3",
+        "+trainer.limit_train_batches=3",
         "task_name=teacher",
         QUIET,
         cwd=tmp_path,
