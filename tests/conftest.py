@@ -66,3 +66,16 @@ def cfg_factory(tmp_path):
 
     yield make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def cnn_run(tmp_path_factory) -> Path:
+    """The folder of one finished model=cnn run on digits (2 epochs), shared by tests that
+    need a small trained checkpoint (a teacher, pretrained weights)."""
+    cwd = tmp_path_factory.mktemp("cnn_run")
+    proc = run_cli(
+        "train.py", "model=cnn", "mode=scratch", "epochs=2", "extras.print_config=false", cwd=cwd
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(cwd / "logs")
+    return run

@@ -19,6 +19,7 @@ GROUPS = [
     "mode",
     "optimizer",
     "scheduler",
+    "tune",
     "augmentation",
     "trainer",
     "logger",

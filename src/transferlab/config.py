@@ -7,10 +7,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import model_facts, tensor_files
+from transferlab import model_facts, tensor_files, training_options
 from transferlab.errors import UserError
 
-MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual")
+MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual", "distill")
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -41,6 +41,7 @@ def validate_train(cfg: DictConfig) -> None:
             f"or give weights with model.pretrained=true or model.weights=<file>."
         )
 
+    training_options.check(cfg)
     _weights_file(model.get("weights"))
     _model_name(model)
     _image_folder(cfg.data)

@@ -11,6 +11,8 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from transferlab import schedulers
+from transferlab.distill import distillation_loss
 from transferlab.errors import UserError
 from transferlab.features import slim
 from transferlab.features.heads import is_classical
@@ -44,6 +46,7 @@ class ClassifierModule(L.LightningModule):
         preprocess: dict | None = None,
         features: dict | None = None,
         head: dict | None = None,
+        distill: dict | None = None,
         load_weights: bool = False,
     ) -> None:
         super().__init__()
@@ -59,12 +62,16 @@ class ClassifierModule(L.LightningModule):
         # Set by the pipeline, not saved: batches are cached backbone features (head only).
         self.feature_input = False
         self.backbone_loaded = load_weights  # False: restored from a checkpoint
+        self.finding_lr = False  # set by tune.find_lr: its range test diverges on purpose
+        self.teacher = None  # mode=distill: a distill.Teacher, set by the pipeline
         # What the network reads, not what the data has: a checkpoint rebuilds this stem.
         self.hparams["in_chans"] = self.net.data_config["input_size"][0]
         k = freeze.trainable_groups(mode["name"], self.net, model.get("unfreeze"))
         freeze.set_trainable(self.net, k)
         # Lightning 2.x never calls .train() at fit start: frozen layers go to eval mode now.
         self.train()
+        if model.get("channels_last"):
+            self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # Keyed "<stage>_" because nn.Module already owns the attribute `train`.
         self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
@@ -77,12 +84,18 @@ class ClassifierModule(L.LightningModule):
             if num_classes > 5
             else {}
         )
+        if distill:  # the teacher's accuracy on the student's test split, for the summary
+            self.teacher_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # a resumed run remembers its best epoch
         self._epoch_start = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.head(x) if self.feature_input else self.net(x)
+        if self.feature_input:
+            return self.net.head(x)
+        if x.dim() == 4 and self.hparams.model.get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)  # weights and inputs alike
+        return self.net(x)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -102,9 +115,11 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)  # y may be soft (MixUp/CutMix): class probabilities
+        if self.teacher is not None and stage != "val":
+            loss = self._with_teacher(x, y, logits, loss, stage)
         if y.is_floating_point():
             y = y.argmax(dim=1)  # accuracy counts the dominant label of each mixed image
-        if stage == "train" and not torch.isfinite(loss):
+        if stage == "train" and not torch.isfinite(loss) and not self.finding_lr:
             raise UserError(
                 f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
                 f"{self.global_step}: the run diverged. Lower the learning rate (lr is "
@@ -122,6 +137,16 @@ class ClassifierModule(L.LightningModule):
             self.acc5[key](logits.detach(), y)
             self.log(f"{stage}/acc_top5", self.acc5[key], on_step=False, on_epoch=True)
         return loss
+
+    def _with_teacher(self, x, y, logits, loss, stage: str) -> torch.Tensor:
+        """Training: the distillation loss. Test: the labels' loss, and the teacher's accuracy."""
+        teacher = self.teacher.logits(x)
+        if stage == "test":
+            self.teacher_acc(teacher, y)
+            self.log("test/teacher_acc", self.teacher_acc, on_step=False, on_epoch=True)
+            return loss
+        cfg = self.hparams.distill
+        return distillation_loss(logits, teacher, loss, cfg["temperature"], cfg["alpha"])
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         loss = self._step(batch, "train")
@@ -178,9 +203,9 @@ class ClassifierModule(L.LightningModule):
         optimizer = instantiate(opt_cfg)(params=groups)
         if not self.hparams.scheduler:
             return optimizer
-        scheduler = instantiate(dict(self.hparams.scheduler))(optimizer=optimizer)
         return {
             "optimizer": optimizer,
-            # monitor only matters to ReduceLROnPlateau; the others ignore it.
-            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "interval": "epoch"},
+            "lr_scheduler": schedulers.lightning_config(
+                dict(self.hparams.scheduler), optimizer, self.trainer
+            ),
         }

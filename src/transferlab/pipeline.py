@@ -64,6 +64,7 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         label_smoothing=cfg.get("label_smoothing", 0.0),
         features=to_dict(cfg.get("features")),
         head=to_dict(cfg.get("head")),
+        distill=to_dict(cfg.get("distill")) if cfg.mode.name == "distill" else None,
         classes=list(source.classes),
         data=data,
         load_weights=True,
@@ -73,6 +74,10 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
     preprocess = resolve_preprocess(cfg.data, module.net)
     module.hparams["preprocess"] = asdict(preprocess)
     _check_input_size(module.net, preprocess, cfg.model.get("name"))
+    if cfg.mode.name == "distill":
+        from transferlab.distill import Teacher
+
+        module.teacher = Teacher(cfg.distill.teacher, preprocess, len(source.classes))
     return module
 
 
@@ -141,6 +146,10 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
     """Trainer with the configured callbacks and loggers; the CSV logger is always on."""
     distributed.install()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if ema := (cfg.get("model") or {}).get("ema"):
+        from transferlab.averaging import EMA
+
+        callbacks.append(EMA(decay=float(ema)))
     csv_logger = CSVLogger(save_dir=str(output_dir), name="", version="csv")
     if cfg.get("ckpt_path") and (output_dir / "csv" / "metrics.csv").is_file():
         resume.reload_csv_rows(csv_logger, cfg.ckpt_path)  # resuming in place
@@ -200,8 +209,17 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         return preview(cfg, output_dir)
     module, images, trainer = build_run(cfg, output_dir)
     freeze.log_group_table(module.net)
+    if cfg.get("compile"):
+        module.net.compile()  # in place: state_dict keys and checkpoints stay as they are
     datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
     metrics: dict[str, float] = {}
+    extra: dict[str, Any] = {}
+    if cfg.train and cfg.get("tune") and not cfg.get("ckpt_path"):
+        from transferlab import tune  # a resumed run keeps the lr its start chose
+
+        extra["lr_find"] = tune.find_lr(
+            to_dict(cfg.tune), trainer, module, datamodule, output_dir / "plots"
+        )
     if cfg.train:
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -220,6 +238,8 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "train_time_s": train_time_s if cfg.train else 0.0,
         "best_checkpoint": getattr(trainer.checkpoint_callback, "best_model_path", None),
+        **extra,
+        **({"teacher": str(cfg.distill.teacher)} if cfg.mode.name == "distill" else {}),
     }
 
 

@@ -16,7 +16,7 @@ log = logging.getLogger("transferlab")
 def trainable_groups(mode: str, net: Classifier, unfreeze: int | None) -> int:
     """How many of the last backbone groups train at the start of a run."""
     n_groups = len(net.groups)
-    if mode in ("scratch", "finetune"):
+    if mode in ("scratch", "finetune", "distill"):
         return n_groups
     if mode in ("feature_extract", "gradual"):
         return 0

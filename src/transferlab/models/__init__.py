@@ -9,7 +9,7 @@ from transferlab.errors import UserError
 from transferlab.models.classifier import Classifier
 
 # Keys of the model group that steer freezing and learning rates, not the network's shape.
-POLICY_KEYS = ("unfreeze", "frozen_bn", "backbone_lr_mult", "layer_decay")
+POLICY_KEYS = ("unfreeze", "frozen_bn", "backbone_lr_mult", "layer_decay", "ema", "channels_last")
 
 
 def build_model(

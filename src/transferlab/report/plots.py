@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import CSVLogger
 from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global state
 from matplotlib.ticker import MaxNLocator
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -19,8 +20,8 @@ Series = tuple[str, Sequence[tuple[float, float]]]
 
 
 class RunPlots(Callback):
-    """Saves plots/accuracy.png and plots/loss.png after fitting, and after testing
-    plots/confusion_matrix.png with its counts in plots/confusion_matrix.csv."""
+    """Saves plots/accuracy.png, plots/loss.png and plots/lr.png after fitting, and after
+    testing plots/confusion_matrix.png with its counts in plots/confusion_matrix.csv."""
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
@@ -43,6 +44,10 @@ class RunPlots(Callback):
                 for key in keys
             ]
             save_lines(series, self.dirpath / f"{name}.png", title=name, ylabel=name)
+        csv_logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
+        if csv_logger is not None:
+            csv_logger.save()  # rows still buffered would be missing from the curve
+            save_lr_curve(Path(csv_logger.log_dir) / "metrics.csv", self.dirpath / "lr.png")
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         criterion = getattr(pl_module, "criterion", None)
@@ -67,15 +72,57 @@ class RunPlots(Callback):
             save_confusion(confusion, [str(c) for c in classes], self.dirpath)
 
 
-def save_lines(series: Sequence[Series], path: Path, title: str, ylabel: str) -> None:
-    """One figure with a line per series against epochs; the legend names each."""
+def lr_series(metrics_csv: Path) -> list[Series]:
+    """(step, lr) points of every parameter group LearningRateMonitor logged.
+
+    Each group's no-decay twin (norms and biases) shares its lr, so it is left out.
+    """
+    if not metrics_csv.is_file():
+        return []
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    keys = [
+        k
+        for k in (rows[0] if rows else {})
+        if k.startswith("lr-") and not k.endswith(("-momentum", "-weight_decay", "/no_decay"))
+    ]
+    return [(k, [(float(r["step"]), float(r[k])) for r in rows if r.get(k)]) for k in keys]
+
+
+def save_lr_curve(metrics_csv: Path, path: Path) -> None:
+    """plots/lr.png: the learning rate of each parameter group against optimizer steps."""
+    series = lr_series(metrics_csv)
+    if any(points for _, points in series):
+        save_lines(series, path, title="learning rate", ylabel="lr", xlabel="step")
+
+
+def save_lr_find(
+    lrs: Sequence[float], losses: Sequence[float], suggestion: float | None, dirpath: Path
+) -> None:
+    """plots/lr_find.png: the range test's loss against lr (log scale), suggestion marked."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    ax.plot(lrs, losses, label="train loss (smoothed)")
+    if suggestion is not None:
+        label = f"suggestion {suggestion:.3g}"
+        ax.axvline(suggestion, color="tab:red", linestyle="--", label=label)
+    ax.set(title="learning-rate finder", xlabel="lr", ylabel="loss", xscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, dirpath / "lr_find.png")
+
+
+def save_lines(
+    series: Sequence[Series], path: Path, title: str, ylabel: str, xlabel: str = "epoch"
+) -> None:
+    """One figure with a line per series against epochs (or `xlabel`); the legend names each."""
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     for label, points in series:
         if points:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, marker="o", markersize=3, label=label)
-    ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if len(series) > 8:
