@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from tests.conftest import run_cli, run_dirs, summary
 from transferlab import pipeline
 from transferlab.data.sources import Digits
-from transferlab.data.transforms import Preprocess, build_transforms
+from transferlab.data.transforms import BatchTransform, Preprocess
 from transferlab.distill import Teacher
 
 QUIET = "extras.print_config=false"
@@ -27,7 +27,7 @@ def _first_loss(cfg_factory, teacher, alpha=0.5) -> torch.Tensor:
         cfg.data, source, Preprocess(**module.hparams["preprocess"]), 32, cfg.seed
     )
     images.setup()
-    x, y = next(iter(images.train_dataloader()))
+    x, y = images.prepare_batch(*next(iter(images.train_dataloader())), train=True)
     return module._step((x, y), "train")
 
 
@@ -56,8 +56,8 @@ def test_a_teacher_sees_its_own_preprocessing_of_the_students_batch(cnn_run):
     student = Preprocess(image_size=8, channels=3, mean=(0.2, 0.3, 0.4), std=(0.5, 0.6, 0.7))
     teacher = Teacher(best, student, num_classes=10)
     image = Digits().splits(seed=0)[0][0][0]
-    as_student = build_transforms(student, None, train=False)(image).unsqueeze(0)
-    as_teacher = build_transforms(own, None, train=False)(image).unsqueeze(0)
+    as_student = BatchTransform(student, [])(image.unsqueeze(0))  # the eval batch stage
+    as_teacher = BatchTransform(own, [])(image.unsqueeze(0))
     assert own.channels == 1 and as_student.shape[1] == 3
     assert torch.allclose(teacher.adapt(as_student), as_teacher, atol=1e-5)
 
