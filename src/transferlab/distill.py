@@ -31,12 +31,8 @@ class Teacher:
     student's checkpoints, and it stays in eval mode whatever the student's mode.
     """
 
-    def __init__(self, checkpoint: str | Path, student: Preprocess, num_classes: int) -> None:
-        from transferlab.module import ClassifierModule  # the module imports this file
-
-        loaded = ClassifierModule.load_from_checkpoint(
-            checkpoint, map_location="cpu", weights_only=True
-        )
+    def __init__(self, loaded, checkpoint: str | Path, student: Preprocess, num_classes: int):
+        """`loaded`: the ClassifierModule of `checkpoint` (pipeline.load_teacher loads it)."""
         if loaded.hparams["num_classes"] != num_classes:
             raise UserError(
                 f"distill.teacher={checkpoint} predicts {loaded.hparams['num_classes']} classes "

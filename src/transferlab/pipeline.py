@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from transferlab import config, distributed, resume
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
+from transferlab.distill import Teacher
 from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
 from transferlab.models.classifier import Classifier
@@ -75,10 +76,16 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
     module.hparams["preprocess"] = asdict(preprocess)
     _check_input_size(module.net, preprocess, cfg.model.get("name"))
     if cfg.mode.name == "distill":
-        from transferlab.distill import Teacher
-
-        module.teacher = Teacher(cfg.distill.teacher, preprocess, len(source.classes))
+        module.teacher = load_teacher(cfg.distill.teacher, preprocess, len(source.classes))
     return module
+
+
+def load_teacher(checkpoint: str | Path, student: Preprocess, num_classes: int) -> Teacher:
+    """mode=distill's frozen teacher: a run's checkpoint, fed the student's batches."""
+    loaded = ClassifierModule.load_from_checkpoint(
+        checkpoint, map_location="cpu", weights_only=True
+    )
+    return Teacher(loaded, checkpoint, student, num_classes)
 
 
 def _check_input_size(net: Classifier, pre: Preprocess, name: str | None) -> None:
