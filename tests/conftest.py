@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -43,6 +46,34 @@ def run_cli(script: str, *overrides: str, cwd: Path, timeout: int = 600, env: di
         text=True,
         timeout=timeout,
     )
+
+
+def kill_after_first_epoch(*overrides: str, cwd: Path) -> Path:
+    """Start `train.py overrides task_name=killed`, SIGKILL it early in its second epoch.
+
+    Returns its run folder, whose last.ckpt holds epoch 0's end: what `resume=` continues.
+    """
+    env = {**os.environ, "PROJECT_ROOT": str(cwd)}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *overrides, "task_name=killed"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = run_dirs(cwd / "logs", "killed/runs/*")
+        last = runs[0] / "checkpoints/last.ckpt" if runs else None
+        if last and last.is_file() and torch.load(last, weights_only=True)["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (killed,) = run_dirs(cwd / "logs", "killed/runs/*")
+    return killed
 
 
 def run_dirs(log_dir: Path, pattern: str = "*/runs/*") -> list[Path]:

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
-from tests.conftest import ROOT, run_cli, run_dirs, summary
+from tests.conftest import kill_after_first_epoch, run_cli, run_dirs, summary
 from transferlab.resume import continue_metrics_csv
 
 RUN = [
@@ -40,28 +35,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     straight = run_cli("train.py", *RUN, "task_name=straight", cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-3000:]
 
-    env = {**os.environ, "PROJECT_ROOT": str(tmp_path)}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *RUN, "task_name=killed"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    last = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        runs = run_dirs(tmp_path / "logs", "killed/runs/*")
-        if runs and (runs[0] / "checkpoints/last.ckpt").is_file():
-            last = runs[0] / "checkpoints/last.ckpt"
-            if torch.load(last, weights_only=True)["epoch"] >= 1:
-                break
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    (killed,) = run_dirs(tmp_path / "logs", "killed/runs/*")
+    killed = kill_after_first_epoch(*RUN, cwd=tmp_path)
 
     resumed = run_cli("train.py", f"resume={killed}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
 import torch
 
-from tests.conftest import ROOT, run_cli, run_dirs, summary
+from tests.conftest import kill_after_first_epoch, run_cli, run_dirs, summary
 from transferlab import schedulers
 from transferlab.finetune.param_groups import param_groups
 from transferlab.models.scratch import cnn
@@ -133,26 +127,7 @@ KILLED = [
 def test_a_killed_then_resumed_one_cycle_run_follows_the_same_lr_values_and_ema(tmp_path):
     straight = run_cli("train.py", *KILLED, "task_name=straight", cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    env = {**os.environ, "PROJECT_ROOT": str(tmp_path)}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *KILLED, "task_name=killed"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        runs = run_dirs(tmp_path / "logs", "killed/runs/*")
-        last = runs[0] / "checkpoints/last.ckpt" if runs else None
-        if last and last.is_file() and torch.load(last, weights_only=True)["epoch"] >= 1:
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    (killed,) = run_dirs(tmp_path / "logs", "killed/runs/*")
+    killed = kill_after_first_epoch(*KILLED, cwd=tmp_path)
 
     resumed = run_cli("train.py", f"resume={killed}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
