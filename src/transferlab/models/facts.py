@@ -24,7 +24,9 @@ from transferlab.models.classifier import Classifier
 
 log = logging.getLogger("transferlab")
 
-MIN_SIZE_SCAN = 64  # sizes 1..64 are tried; a model that needs more gets no min_size
+# Sizes that every patch size and stride in timm divides: one of them works if any size up
+# to 64 does; a model that needs more than 64 px gets no min_size.
+_PROBES = (64, 56, 48, 42, 32, 28, 16, 14, 8, 1)
 # Tensor methods that fill or rescale in place: on meta tensors they only cost time
 # (weight init goes through slow decompositions there), never change a shape.
 _IN_PLACE = ("normal_", "uniform_", "fill_", "zero_", "clamp_", "erfinv_", "mul_", "add_")
@@ -131,10 +133,6 @@ def smallest_input(build: Callable[[int | None], Classifier], fixed: bool) -> in
         mid = (low + top) // 2
         low, top = (low, mid) if works(mid) else (mid, top)
     return top
-
-
-# Sizes that every patch size and stride in timm divides: one of them works if any does.
-_PROBES = (64, 56, 48, 42, 32, 28, 16, 14, 8, 1)
 
 
 def _on_meta(build: Callable[[int | None], Classifier], size: int | None) -> Classifier:
