@@ -1,4 +1,5 @@
-from transferlab.cli import evaluate
+from transferlab.cli import evaluate, exit_fast
 
 if __name__ == "__main__":
-    evaluate()
+    evaluate()  # errors leave through sys.exit with their own code
+    exit_fast()

@@ -1,6 +1,7 @@
-from transferlab.cli import train
+from transferlab.cli import exit_fast, train
 from transferlab.resume import apply_to_sys_argv
 
 if __name__ == "__main__":
     apply_to_sys_argv()  # resume=<run folder> continues that run in place
-    train()
+    train()  # errors leave through sys.exit with their own code
+    exit_fast()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 
 import pytest
 
@@ -128,3 +130,19 @@ def test_two_runs_started_together_get_separate_folders(tmp_path):
     runs = run_dirs(tmp_path / "logs", "debug/runs/*")
     assert len(runs) == 2
     assert all((r / "summary.json").is_file() for r in runs)
+
+
+def test_exit_fast_still_flushes_output_and_runs_exit_hooks(tmp_path):
+    """train.py skips Python's teardown after a run; nothing it printed or registered is lost."""
+    marker = tmp_path / "hook_ran"
+    script = (
+        "import atexit, sys\n"
+        "from transferlab.cli import exit_fast\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ok'))\n"
+        "print('buffered line', end='')\n"  # a pipe buffers it until a flush
+        "exit_fast(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "buffered line"
+    assert marker.read_text() == "ok"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -296,6 +297,31 @@ def test_cached_training_matches_training_on_images(tiny, cfg_factory, tmp_path)
     off, auto = heads["off"]["metrics"], heads["auto"]["metrics"]
     assert off["train/loss"] == pytest.approx(auto["train/loss"], abs=1e-4)
     assert off["val/acc"] == pytest.approx(auto["val/acc"], abs=1e-6)
+
+
+def test_cached_training_checkpoints_get_their_backbone_once_at_the_end(
+    tiny, cfg_factory, tmp_path
+):
+    from transferlab.features import slim
+
+    cfg = cfg_factory(*tiny, "epochs=2")
+    result = train_pipeline(cfg, tmp_path)
+    folder = Path(result["best_checkpoint"]).parent
+    module = build_module(cfg, instantiate(cfg.data.source))
+    backbone = {slim.PREFIX + k: v for k, v in module.net.backbone.state_dict().items()}
+    for name in ("best.ckpt", "last.ckpt"):  # self-contained, as save_backbone=true promises
+        state = torch.load(folder / name, weights_only=True)["state_dict"]
+        assert all(torch.equal(state[k], v) for k, v in backbone.items()), name
+    # ... but each epoch's save during fit left the frozen backbone out
+    module.feature_input = True  # as cached_datamodule leaves it
+    module.hparams["features"]["weights_digest"] = cache_io.state_digest(module.net.backbone)
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint["state_dict"] and not set(backbone) & set(checkpoint["state_dict"])
+    torch.save(checkpoint, folder / "mid_fit.ckpt")
+    slim.complete_checkpoints(module, folder)
+    state = torch.load(folder / "mid_fit.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(state[k], v) for k, v in backbone.items())
 
 
 def test_slim_checkpoint_restores_its_backbone_or_says_the_weights_moved(

@@ -6,6 +6,7 @@ loads, so a typo costs a second, not a traceback after a model download.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -189,6 +190,29 @@ def _check_command_line(config_name: str) -> None:
     except UserError as err:
         print(f"\nError: {err}\n", file=sys.stderr)
         sys.exit(err.exit_code)
+
+
+def exit_fast(code: int = 0) -> None:
+    """End a finished train.py/eval.py process without the interpreter's teardown.
+
+    Freeing torch's modules and tensors one by one took 1.9 s after the last log line of a
+    13 s cached run. Everything a run writes is on disk by now; what Python would still do
+    is run here first: worker threads are joined, atexit hooks (W&B's finish, logging's
+    flush, multiprocessing's clean-up) run, stdout and stderr are flushed.
+    """
+    import atexit
+    import threading
+
+    if sys.getprofile() or sys.gettrace():
+        return  # cProfile, a debugger or coverage: they write their output at a normal exit
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 def train() -> None:

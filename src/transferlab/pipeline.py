@@ -24,6 +24,7 @@ from transferlab import config, distributed, resume
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
 from transferlab.distill import Teacher
+from transferlab.features import slim
 from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
 from transferlab.models.classifier import Classifier
@@ -231,6 +232,8 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         train_time_s = round(time.perf_counter() - start, 3)
+        if module.feature_input and cfg.features.get("save_backbone", True):
+            _complete_checkpoints(module, trainer)
         metrics.update(_metrics(trainer))
     if cfg.test:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
@@ -248,6 +251,13 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         **extra,
         **({"teacher": str(cfg.distill.teacher)} if cfg.mode.name == "distill" else {}),
     }
+
+
+def _complete_checkpoints(module, trainer: L.Trainer) -> None:
+    folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+    if folder and trainer.is_global_zero:
+        slim.complete_checkpoints(module, Path(folder))
+    trainer.strategy.barrier("checkpoints complete")
 
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ is reported, never silently used.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
@@ -48,6 +49,25 @@ def restore_backbone(module, checkpoint: dict[str, Any]) -> None:
             "back, or retrain with features.save_backbone=true for self-contained checkpoints."
         )
     state.update({PREFIX + k: v for k, v in backbone.state_dict().items()})
+
+
+def complete_checkpoints(module, folder: Path) -> None:
+    """Give every backbone-less checkpoint in `folder` the module's backbone, in place.
+
+    Training on cached features writes checkpoints without the frozen backbone (it cannot
+    change); with features.save_backbone=true they are made self-contained once at the end.
+    A run killed before then leaves slim checkpoints, which still resume and evaluate.
+    """
+    import torch
+
+    from transferlab.atomic import atomic_write
+
+    for path in sorted(Path(folder).glob("*.ckpt")):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        if any(k.startswith(PREFIX) for k in checkpoint["state_dict"]):
+            continue
+        restore_backbone(module, checkpoint)
+        atomic_write(path, lambda f, c=checkpoint: torch.save(c, f), binary=True)
 
 
 def _rebuild_backbone(hp, digest: str | None):
