@@ -47,6 +47,11 @@ def test_run_folder_holds_the_contracted_files(digits_run):
     assert result["params"]["trainable"] == result["params"]["total"] > 0
     assert result["overrides"] == ["model=cnn", "mode=scratch", "epochs=5", QUIET]
     assert result["wall_time_s"] > 0
+    # start-up counts from train.py's first import, so it covers imports the pipeline skips
+    log = (run / "train.log").read_text()
+    # (torch and Lightning alone take over a second to import; a small CNN builds in ms)
+    assert 1.0 < result["startup_s"] < 120
+    assert f"Start-up to the first training batch: {result['startup_s']:.1f} s" in log
     with open(run / "csv/metrics.csv") as f:
         columns = set(next(csv.reader(f)))
     assert {

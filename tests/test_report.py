@@ -232,9 +232,21 @@ def test_results_quick_mode_writes_a_page_with_seed_rows_versions_and_a_transfer
     assert "**Quick mode**" in page and "torch " in page and "CPU cores" in page
     assert "## transfer_mnist_cnn_to_digits" in page and "## sgd_vs_adam" not in page
     assert (tmp_path / "docs" / "results" / "transfer_mnist_cnn_to_digits_test_acc.png").is_file()
-    rows = [line for line in page.splitlines() if line.startswith("| ")]
+    targets, section = page.split("## transfer_mnist_cnn_to_digits")
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| mode | seed's figure | n | test/acc |")
-    assert sorted(r.split(" | ")[0] for r in rows[1:]) == ["| feature_extract", "| finetune"]
+    arms = sorted(r.split(" | ")[0] for r in rows[1:])
+    assert arms == ["| feature_extract", "| finetune", "| scratch"]  # scratch: the baseline
     for row in rows[1:]:  # each configuration over 3 seeds, no seed figure held
         cells = row.split(" | ")
         assert cells[1] == "n/a" and cells[2] == "3" and " ± " in cells[3], row
+        mean = cells[3].split(" ± ")[0]
+        # the summary at the top quotes the same mean for that arm, over the same 3 seeds
+        label = {
+            "finetune": "fine-tuned on digits",
+            "feature_extract": "frozen, on digits",
+            "scratch": "on digits from scratch",
+        }
+        (line,) = [t for t in targets.splitlines() if label[cells[0][2:]] in t]
+        assert f"| {mean} ± " in line and "(3)" in line, line
+    assert "| Scratch CNN on MNIST | not run |" in targets

@@ -118,6 +118,27 @@ def test_cnn_from_a_digits_run_transfers_every_non_head_tensor_to_image_folder(t
     assert "head.0.weight" in log and "head.0.bias" in log
 
 
+def test_scratch_arm_of_a_transfer_sweep_starts_from_random_init(tmp_path, cfg_factory, caplog):
+    """`-m mode=finetune,feature_extract,scratch model.weights=<ckpt>`: scratch is the baseline."""
+    from hydra.utils import instantiate
+
+    from transferlab.pipeline import build_module
+
+    proc = run_cli("train.py", "model=cnn", "mode=scratch", "epochs=1", QUIET, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (source_run,) = run_dirs(tmp_path / "logs", "train/runs/*")
+    weights = f"model.weights={source_run}/checkpoints/best.ckpt"
+    source = backbone(ckpt_state(source_run))
+    for mode, loaded in (("finetune", True), ("scratch", False)):
+        cfg = cfg_factory("model=cnn", f"mode={mode}", weights)
+        with caplog.at_level("INFO", logger="transferlab"):
+            module = build_module(cfg, instantiate(cfg.data.source))
+        state = module.net.backbone.state_dict()
+        assert all(torch.equal(source[k], state[k]) for k in source) is loaded, mode
+        assert (module.hparams.model["weights"] is None) is not loaded
+    assert "mode=scratch: random init" in caplog.text
+
+
 def test_feature_extract_of_a_random_network_is_refused_before_anything_runs(tmp_path):
     proc = run_cli("train.py", "model=cnn", "mode=feature_extract", QUIET, cwd=tmp_path)
     assert proc.returncode == 2

@@ -89,6 +89,7 @@ class ClassifierModule(L.LightningModule):
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # a resumed run remembers its best epoch
         self._epoch_start = 0.0
+        self.first_batch_at: float | None = None  # perf_counter of the first training batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.feature_input:
@@ -163,6 +164,10 @@ class ClassifierModule(L.LightningModule):
         # The sanity check's validation must not count as the best epoch (unless resuming).
         if self.trainer.ckpt_path is None:
             self.val_acc_best.reset()
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.first_batch_at is None:
+            self.first_batch_at = time.perf_counter()
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()

@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+import transferlab
 from transferlab import config, distributed, resume
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
@@ -54,9 +55,15 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
             "it from random init, the same as mode=scratch.",
             cfg.model.get("name"),
         )
+    model = to_dict(cfg.model)
+    if cfg.mode.name == "scratch" and model.get("weights"):
+        # A transfer sweep's baseline arm (mode=finetune,feature_extract,scratch) shares
+        # the experiment's model.weights; scratch means random init, so it is not loaded.
+        log.info("mode=scratch: random init; model.weights=%s is not loaded.", model["weights"])
+        model["weights"] = None
     data = {**to_dict(cfg.data), "seed": cfg.seed}
     module = ClassifierModule(
-        model=to_dict(cfg.model),
+        model=model,
         mode=to_dict(cfg.mode),
         optimizer=to_dict(cfg.optimizer),
         scheduler=to_dict(cfg.get("scheduler")) or None,
@@ -210,8 +217,14 @@ def preview(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     return {"metrics": {}, "epochs": 0, "preview": str(path)}
 
 
+_jobs_before = 0  # jobs this process ran before (Hydra runs a sweep's jobs in one process)
+
+
 def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Fit and test as configured; returns the fields of summary.json."""
+    global _jobs_before  # a sweep's later jobs count their start-up from their own start
+    origin = transferlab.STARTED if _jobs_before == 0 else time.perf_counter()
+    _jobs_before += 1
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("preview"):
         return preview(cfg, output_dir)
@@ -232,6 +245,10 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         train_time_s = round(time.perf_counter() - start, 3)
+        if module.first_batch_at is not None:
+            # Imports, config checks, build and any feature pass: what a user waits through.
+            extra["startup_s"] = round(module.first_batch_at - origin, 3)
+            log.info("Start-up to the first training batch: %.1f s", extra["startup_s"])
         if module.feature_input and cfg.features.get("save_backbone", True):
             _complete_checkpoints(module, trainer)
         metrics.update(_metrics(trainer))
