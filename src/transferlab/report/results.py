@@ -1,9 +1,10 @@
 """`make results`: run the offline experiments as seed sweeps and write docs/results.md.
 
-Each experiment runs as `python train.py -m experiment=<name>` (its own seeds and arms),
-then compare.py groups the runs that differ only in seed; the page holds that table per
-experiment beside the seed's own figure where we have it, the test-accuracy plot, the
-command, its wall time, and the date, versions and machine.
+Each experiment runs as `python train.py -m experiment=<name>` (its own seeds and arms)
+plus the overrides in its `page` field that fit the whole page into 45 minutes on 2 CPU
+cores; compare.py then groups the runs that differ only in seed. The page holds that table
+per experiment beside the seed's own figure where we have it, the test-accuracy plot, the
+exact command, its wall time, a table of the targets, and the date, versions and machine.
 
     RESULTS_QUICK=1   1 epoch on 300 images per split: checks the machinery in minutes
     RESULTS_ONLY=a,b  only these experiments (names as in conf/experiment/)
