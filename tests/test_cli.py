@@ -145,9 +145,14 @@ def test_exit_fast_still_flushes_output_and_runs_exit_hooks(tmp_path):
         "from transferlab.cli import exit_fast\n"
         f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ok'))\n"
         "print('buffered line', end='')\n"  # a pipe buffers it until a flush
+        # an idle pool worker (as torch.compile leaves) must not keep the process alive
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "pool = ThreadPoolExecutor(1); pool.submit(print, '', end='').result()\n"
         "exit_fast(3)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "buffered line"
     assert marker.read_text() == "ok"

@@ -203,11 +203,13 @@ def exit_fast(code: int = 0) -> None:
     import atexit
     import threading
 
-    if sys.getprofile() or sys.gettrace():
+    shutdown = getattr(threading, "_shutdown", None)
+    if sys.getprofile() or sys.gettrace() or shutdown is None:
         return  # cProfile, a debugger or coverage: they write their output at a normal exit
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does first: stop thread pools (torch.compile's, concurrent.futures)
+    # through their threading-exit hooks, then join the non-daemon threads. Joining them
+    # without those hooks waits forever on an idle pool worker.
+    shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
