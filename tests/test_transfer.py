@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 
 import pytest
 import torch
@@ -46,8 +45,9 @@ def test_lite0_feature_extract_reaches_90_percent_and_keeps_imagenet_weights(tmp
     assert all(torch.equal(packaged[k], trained[k]) for k in shared)
 
 
-def test_alexnet_without_cached_weights_fails_fast_with_the_fix(tmp_path):
-    start = time.monotonic()
+def test_alexnet_without_cached_weights_fails_with_the_fix(tmp_path):
+    # That it fails without retrying the hub is proven in test_backbones by counting DNS
+    # look-ups; here, through the command line, the user gets the fix and exit code 2.
     proc = run_cli(
         "train.py",
         "model=alexnet",
@@ -56,10 +56,12 @@ def test_alexnet_without_cached_weights_fails_fast_with_the_fix(tmp_path):
         cwd=tmp_path,
         env={"TORCH_HOME": str(tmp_path / "torch")},
     )
-    assert time.monotonic() - start < 15  # the failure path itself must be quick
     assert proc.returncode == 2
     for needle in ("alexnet", "model.weights=", "efficientnet_lite0"):
         assert needle in proc.stderr
+    (run,) = run_dirs(tmp_path / "logs", "train/runs/*")
+    assert summary(run)["status"] == "failed"
+    assert not list(run.glob("checkpoints/*.ckpt"))
 
 
 def test_alexnet_trains_from_a_weights_file_with_those_exact_tensors(tmp_path):
