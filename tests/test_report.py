@@ -250,3 +250,54 @@ def test_results_quick_mode_writes_a_page_with_seed_rows_versions_and_a_transfer
         (line,) = [t for t in targets.splitlines() if label[cells[0][2:]] in t]
         assert f"| {mean} ± " in line and "(3)" in line, line
     assert "| Scratch CNN on MNIST | not run |" in targets
+
+
+def test_rerunning_one_experiment_keeps_the_other_sections_and_target_rows_of_the_page():
+    from transferlab.report import results, results_page
+
+    old = results.page(
+        [
+            "\n".join(
+                results.targets(
+                    {
+                        "cnn_mnist_vs_digits": pd.DataFrame(
+                            [{"n": 3, "test/acc mean": 0.9920, "test/acc std": 0.0006}]
+                        ),
+                        "lite0_mnist_finetune_vs_features_vs_svm": pd.DataFrame(
+                            [
+                                {"recipe": "finetune", "n": 1, "test/acc mean": 0.9552},
+                                {"recipe": "svm_layers", "n": 1, "test/acc mean": 0.9668},
+                            ]
+                        ).assign(**{"test/acc std": np.nan}),
+                    }
+                )
+            ),
+            "## sgd_vs_adam\n\nSeed 000\n\n`python train.py -m experiment=sgd_vs_adam` — 54 s wall",
+            "## lite0_mnist_finetune_vs_features_vs_svm\n\nLite0\n\n`...` — 359 s wall\n",
+        ],
+        quick=False,
+        total_s=413,
+    )
+    previous = results_page.parse(old)
+    assert not previous.quick and set(previous.sections) == {
+        "sgd_vs_adam",
+        "lite0_mnist_finetune_vs_features_vs_svm",
+    }
+    fresh_text = "## lite0_mnist_finetune_vs_features_vs_svm\n\nLite0\n\n`...` — 600 s wall\n"
+    fresh = {fresh_text.split("\n")[0][3:]: results_page.stamped(fresh_text, "NOW, commit new")}
+    order = [e.name for e in results.EXPERIMENTS]
+    sections, kept = results_page.merged(previous, fresh, order)
+    assert kept == ["sgd_vs_adam"]
+    assert sections[0].startswith("## sgd_vs_adam\n\n" + results_page.made_line(previous.made))
+    assert "commit" in previous.made and "54 s wall" in sections[0]
+    assert "Made NOW, commit new." in sections[1] and "600 s wall" in sections[1]
+    assert results_page.wall_seconds(sections) == 654
+    rerun = {
+        "lite0_mnist_finetune_vs_features_vs_svm": pd.DataFrame(
+            [{"recipe": "finetune", "n": 1, "test/acc mean": 0.9912, "test/acc std": np.nan}]
+        )
+    }
+    rows = "\n".join(results.targets(rerun, previous.targets))
+    assert "| Scratch CNN on MNIST | 0.9920 ± 0.0006 (3) | ≥ 0.99 | yes |" in rows  # kept
+    assert "| Lite0 fine-tuned on MNIST | 0.9912 (1) | ≥ 0.99 | yes |" in rows  # re-run
+    assert "Lite0 frozen multi-layer features + SVM on MNIST | not run |" in rows  # not in rerun

@@ -1,0 +1,118 @@
+"""Re-running some experiments of the results page keeps the others' sections as they were.
+
+`RESULTS_ONLY=a,b make results` on top of an existing page of the same kind (full or
+quick) replaces the sections of a and b and their rows of the targets table, and keeps
+every other section and row with the date and commit it was made at. So one experiment
+can be re-run after a change without paying the whole page's 45 minutes again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+TARGETS_HEADING = "## Targets"
+QUICK_MARK = "**Quick mode**"
+_DATE = re.compile(r"^- Date: (.+)$", re.MULTILINE)
+_WALL = re.compile(r"— (\d+) s wall")
+
+
+@dataclass
+class Page:
+    """A results page split into its parts: the head, the targets rows, the sections."""
+
+    head: str
+    targets: dict[str, str] = field(default_factory=dict)  # row label -> table line
+    sections: dict[str, str] = field(default_factory=dict)  # experiment -> its markdown
+
+    @property
+    def quick(self) -> bool:
+        return QUICK_MARK in self.head
+
+    @property
+    def made(self) -> str:
+        """'<date> UTC, commit <sha>' of the head, as the environment lines wrote it."""
+        found = _DATE.search(self.head)
+        return found.group(1) if found else "an earlier run"
+
+
+def parse(text: str) -> Page:
+    parts = re.split(r"^(?=## )", text, flags=re.MULTILINE)
+    page = Page(head=parts[0])
+    for part in parts[1:]:
+        heading = part.splitlines()[0]
+        if heading == TARGETS_HEADING:
+            for line in part.splitlines():
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                if line.startswith("| ") and cells[0] not in ("row", "---"):
+                    page.targets[cells[0]] = line
+        else:
+            page.sections[heading[3:].strip()] = part.rstrip("\n") + "\n"
+    return page
+
+
+def made_line(made: str) -> str:
+    return f"Made {made}."
+
+
+def stamped(section: str, made: str) -> str:
+    """The section with its 'Made <date>, commit <sha>.' line under the heading (once)."""
+    lines = section.splitlines()
+    if len(lines) > 2 and lines[2].startswith("Made "):
+        return section
+    return "\n".join([*lines[:2], made_line(made), "", *lines[2:]]) + "\n"
+
+
+def merged(previous: Page, fresh: dict[str, str], order: list[str]) -> tuple[list[str], list[str]]:
+    """(sections in `order`, names kept from `previous`): fresh ones win, the rest are kept."""
+    sections, kept = [], []
+    for name in order:
+        if name in fresh:
+            sections.append(fresh[name])
+        elif name in previous.sections:
+            sections.append(stamped(previous.sections[name], previous.made))
+            kept.append(name)
+    return sections, kept
+
+
+def wall_seconds(sections: list[str]) -> float:
+    """The page's total training time: the sum of its sections' wall times."""
+    return float(sum(int(s) for section in sections for s in _WALL.findall(section)))
+
+
+def made_now() -> str:
+    """'<UTC date>, commit <sha>': when and from what a section was made."""
+    here = Path(__file__).resolve().parent
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    commit = subprocess.run(git, capture_output=True, text=True, cwd=here).stdout.strip()
+    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit or 'n/a'}"
+
+
+def environment() -> list[str]:
+    versions = ", ".join(
+        f"{p} {metadata.version(p)}"
+        for p in ("torch", "torchvision", "lightning", "timm", "hydra-core", "scikit-learn")
+    )
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.machine(),
+        )
+        if Path("/proc/cpuinfo").is_file()
+        else platform.machine()
+    )
+    return [
+        f"- Date: {made_now()}",
+        f"- Python {platform.python_version()}; {versions}",
+        f"- Machine: {platform.system()} {cpu}, {os.cpu_count()} CPU cores, no GPU used",
+    ]
