@@ -86,12 +86,14 @@ def main() -> None:
     rows, pairs = [], []
     for i in range(args.pairs):
         cache = f"features.cache_dir={root / f'cache_{i}'}"
-        uncached = lambda: measured("uncached", "features.cache=off")  # noqa: E731
-        cold = lambda c=cache: measured("cached, cold", "features.cache=auto", c)  # noqa: E731
-        first, second = (uncached(), cold()) if i % 2 == 0 else (cold(), uncached())
-        pair = (first, second) if first[0] == "uncached" else (second, first)
-        rows += [first, second]
-        pairs.append(pair)
+        if i % 2 == 0:
+            uncached = measured("uncached", "features.cache=off")
+            cold = measured("cached, cold", "features.cache=auto", cache)
+        else:
+            cold = measured("cached, cold", "features.cache=auto", cache)
+            uncached = measured("uncached", "features.cache=off")
+        rows += [uncached, cold]
+        pairs.append((uncached, cold))
     rows.append(measured("cached, warm", "features.cache=auto", cache))
 
     print(

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,7 +194,7 @@ def _plot(sweep: Path, out: Path, name: str) -> str | None:
     return f"results/{name}_test_acc.png"
 
 
-def page(sections: list[str], quick: bool, total_s: float, kept: list[str] = ()) -> str:
+def page(sections: list[str], quick: bool, total_s: float, kept: Sequence[str] = ()) -> str:
     mode = (
         "**Quick mode** (RESULTS_QUICK=1: 1 epoch, 300 images per split): these numbers "
         "check the machinery only; they say nothing about the methods."
@@ -202,16 +203,15 @@ def page(sections: list[str], quick: bool, total_s: float, kept: list[str] = ())
         "chosen to fit the page into about 45 minutes on 2 CPU cores."
     )
     head = ["# Results", "", mode, "", *results_page.environment()]
-    head += [f"- Total wall time: {total_s:.0f} s", ""]
+    head.append(f"- Total wall time: {total_s:.0f} s")
     if kept:
-        head[-1:] = [
+        head.append(
             f"- Kept from earlier runs (RESULTS_ONLY re-ran the other sections): "
             f"{', '.join(kept)}; each section says when and at which commit it was made, "
-            "and the total adds up the sections' wall times, which machines of this kind "
-            "can differ in (the one of 2026-12-02 ran Lite0 about 2-3x slower than the one "
-            "of 2026-11-25)",
-            "",
-        ]
+            "and the total adds up the sections' wall times, which can come from machines "
+            "of different speed"
+        )
+    head.append("")
     note = [
         "Rows group the runs that differ only in seed: mean ± sample std over n seeds and a",
         "95% Student-t interval; ★ marks a row whose interval lies above every other row's.",
@@ -307,7 +307,7 @@ def main() -> int:
     else:
         sections, kept = results_page.merged(previous, fresh, order)
         kept_rows = previous.targets
-        print(f"[results] kept from {results_page.made_line(previous.made)}: {', '.join(kept)}")
+        print(f"[results] kept from the page of {previous.made}: {', '.join(kept)}")
     total_s = results_page.wall_seconds(sections)
     out.mkdir(parents=True, exist_ok=True)
     body = ["\n".join(targets(groups, kept_rows)), *sections]

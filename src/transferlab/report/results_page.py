@@ -48,10 +48,9 @@ def parse(text: str) -> Page:
     for part in parts[1:]:
         heading = part.splitlines()[0]
         if heading == TARGETS_HEADING:
-            for line in part.splitlines():
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                if line.startswith("| ") and cells[0] not in ("row", "---"):
-                    page.targets[cells[0]] = line
+            for line in part.splitlines()[3:]:  # past the heading, blank and column names
+                if line.startswith("| "):
+                    page.targets[line.split("|")[1].strip()] = line
         else:
             page.sections[heading[3:].strip()] = part.rstrip("\n") + "\n"
     return page
