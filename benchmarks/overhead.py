@@ -12,12 +12,6 @@ Run it as `make` runs training, with GLIBC_TUNABLES set (see the Makefile).
 
 from __future__ import annotations
 
-import os
-
-# As train.py does (cli.py), before torch loads OpenMP: spinning idle threads would make
-# both loops crawl whenever anything else shares the cores.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
 import copy
 import statistics

@@ -26,12 +26,6 @@ from transferlab.report import sweep
 
 log = logging.getLogger("transferlab")
 
-# Set before torch loads OpenMP. By default its idle threads spin-wait, so when other
-# processes share the cores (parallel sweep jobs, a shared machine) each op waits on a
-# thread that is not running: a 2-thread train step of model=cnn on 28 px ran at 29 img/s
-# spinning vs 683 img/s passive, measured on a loaded 2-core machine. A user's own value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 # One id per process: two runs started in the same second still get distinct folders.
