@@ -1,8 +1,11 @@
-"""The package's imports go one way: no module imports one that (indirectly) imports it."""
+"""The package's imports go one way (no module imports one that imports it), and a run's
+start-up does not load what it does not use."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "transferlab"
@@ -38,3 +41,13 @@ def test_no_module_of_the_package_is_part_of_an_import_circle():
             if current not in seen:
                 seen.add(current)
                 todo += graph[current]
+
+
+def test_building_a_timm_backbone_does_not_load_wandb_but_logger_wandb_still_can():
+    probe = (
+        "import sys; from transferlab.models import backbones; "
+        "print('wandb' in sys.modules); import wandb; "
+        "from lightning.pytorch.loggers import WandbLogger; print(wandb.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "wandb"], out.stderr

@@ -13,9 +13,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 
-import timm
 import torchvision
-from timm.models import group_parameters
 from torch import nn
 
 from transferlab import model_facts
@@ -24,6 +22,7 @@ from transferlab.errors import UserError
 from transferlab.model_facts import TORCHVISION_NAMES
 from transferlab.models import lite0
 from transferlab.models.classifier import Classifier, LayerGroup, build_head
+from transferlab.models.timm_lib import timm
 from transferlab.models.weights import (
     download_failed,
     load_native_weights,
@@ -152,7 +151,8 @@ def timm_groups(model: nn.Module, prefix: str = "backbone.") -> list[LayerGroup]
     """
     matcher = model.group_matcher(coarse=True)
     order = [n for n, _ in model.named_parameters()]
-    group_of = {n: g for g, names in group_parameters(model, matcher).items() for n in names}
+    groups = timm.models.group_parameters(model, matcher)
+    group_of = {n: g for g, names in groups.items() for n in names}
     matched = [i for i, n in enumerate(order) if _matched(n, matcher)]
     if matched:
         for i, name in enumerate(order):

@@ -71,7 +71,7 @@ def classifier_of(kind: str, name: str) -> list[str]:
     """Module paths of the ImageNet classifier that a new head replaces."""
     if kind == "torchvision":
         return ["classifier.6"]  # fc8 of AlexNet and every VGG
-    import timm
+    from transferlab.models.timm_lib import timm
 
     cfg = timm.models.get_pretrained_cfg(name)
     classifier = (cfg.classifier if cfg is not None else None) or ()
@@ -82,7 +82,7 @@ def fixed_size(kind: str, name: str) -> bool:
     """Built for one input size (ViT position embeddings): each size needs its own build."""
     if kind == "torchvision":
         return False
-    import timm
+    from transferlab.models.timm_lib import timm
 
     cfg = timm.models.get_pretrained_cfg(name)
     return bool(cfg is not None and cfg.fixed_input_size)

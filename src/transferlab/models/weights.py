@@ -25,11 +25,11 @@ import safetensors
 import safetensors.torch
 import torch
 from huggingface_hub import constants as hf_constants
-from timm.models import PretrainedCfg
 from torch import nn
 from torchvision.models import WeightsEnum
 
 from transferlab.errors import UserError
+from transferlab.models.timm_lib import timm
 from transferlab.tensor_files import unreadable
 
 log = logging.getLogger("transferlab")
@@ -254,7 +254,7 @@ def download_failed(model_name: str, err: Exception) -> UserError:
     )
 
 
-def timm_pretrained_overlay(model_name: str, cfg: PretrainedCfg) -> dict | None:
+def timm_pretrained_overlay(model_name: str, cfg: timm.models.PretrainedCfg) -> dict | None:
     """`pretrained_cfg_overlay` that makes timm load its cached weights; None: timm may download.
 
     Raises UserError at once when the weights are neither cached nor downloadable.
