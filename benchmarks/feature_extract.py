@@ -2,14 +2,15 @@
 
     python benchmarks/feature_extract.py [--epochs 10] [--seed 42] [--pairs 3] [--no-sweep]
 
-On digits with efficientnet_lite0 at 64 px, runs train.py in alternating pairs with
-features.cache=off (the frozen backbone runs on every batch of every epoch) and with the
-cache (features computed once, into an empty cache), then once on the warm cache. Early
-stopping is off so every run trains the same number of epochs. Prints each run's start-up,
-pipeline wall time (summary.json: build, fit, test) and process time, the per-pair and
-median whole-process ratios (this machine is noisy: one pair can be off by 10%), and the
-test accuracies. Then a 4-job optimizer x lr sweep, counting in the
-jobs' logs how many computed features and how many read them from the cache.
+On digits with efficientnet_lite0 at 64 px, runs train.py in rounds of three: with
+features.cache=off (the frozen backbone runs on every batch of every epoch), with the
+cache into an empty folder (features computed once: cold), and again on that folder
+(features read: warm, the steady state of a sweep or a re-run). Early stopping is off so
+every run trains the same number of epochs. Prints each run's start-up, pipeline wall
+time (summary.json: build, fit, test) and process time, the per-round and median
+whole-process ratios (this machine is noisy: one run can be off by 10%), and the test
+accuracies. Then a 4-job optimizer x lr sweep, counting in the jobs' logs how many
+computed features and how many read them from the cache.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def train(root: Path, *overrides: str) -> float:
     return elapsed
 
 
+def _ratios(values: list[float]) -> str:
+    return ", ".join(f"{r:.2f}" for r in values)
+
+
 def latest_run(root: Path) -> Path:
     return sorted((root / "logs/train/runs").iterdir())[-1]
 
@@ -67,7 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--pairs", type=int, default=3, help="uncached/cold-cache pairs")
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="rounds of uncached, cold and warm cache"
+    )
     parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tl-bench-fx-"))
@@ -81,20 +88,19 @@ def main() -> None:
         summary = json.loads((run / "summary.json").read_text())
         return (label, summary["wall_time_s"], process_s, summary, passes(run))
 
-    # Pairs alternate their order so the machine's drift falls on both sides; every cold
-    # run gets an empty cache folder of its own, the warm run reuses the last one.
-    rows, pairs = [], []
+    # Each round runs uncached, cold (an empty cache folder of its own) and warm (that
+    # folder again); rounds alternate the order so the machine's drift falls on all sides.
+    rows, rounds = [], []
     for i in range(args.pairs):
         cache = f"features.cache_dir={root / f'cache_{i}'}"
         if i % 2 == 0:
             uncached = measured("uncached", "features.cache=off")
-            cold = measured("cached, cold", "features.cache=auto", cache)
-        else:
-            cold = measured("cached, cold", "features.cache=auto", cache)
+        cold = measured("cached, cold", "features.cache=auto", cache)
+        warm = measured("cached, warm", "features.cache=auto", cache)
+        if i % 2 == 1:
             uncached = measured("uncached", "features.cache=off")
-        rows += [uncached, cold]
-        pairs.append((uncached, cold))
-    rows.append(measured("cached, warm", "features.cache=auto", cache))
+        rows += [uncached, cold, warm]
+        rounds.append((uncached, cold, warm))
 
     print(
         f"{'path':<14}{'start-up s':>11}{'pipeline s':>11}{'process s':>11}{'epochs':>8}"
@@ -108,17 +114,21 @@ def main() -> None:
             f"{label:<14}{startup:>11.1f}{wall:>11.1f}{process_s:>11.1f}{summary['epochs']:>8}"
             f"{acc:>10.4f}  {how}"
         )
-    process = [u[2] / c[2] for u, c in pairs]
-    pipeline = [u[1] / c[1] for u, c in pairs]
-    warm = statistics.median(u[2] for u, _ in pairs) / rows[-1][2]
-    each = ", ".join(f"{r:.2f}" for r in process)
-    print(f"\nwhole process, uncached / cold cache, per pair: {each}")
+    cold = [u[2] / c[2] for u, c, _ in rounds]
+    warm = [u[2] / w[2] for u, _, w in rounds]
+    pipeline = [u[1] / c[1] for u, c, _ in rounds]
+    print(f"\nwhole process, uncached / cold cache, per round: {_ratios(cold)}")
+    print(f"whole process, uncached / warm cache, per round: {_ratios(warm)}")
     print(
-        f"median speed-up: whole process {statistics.median(process):.2f}x cold cache, "
-        f"{warm:.2f}x warm cache (goal >= 3x); pipeline time "
+        f"median speed-up: whole process {statistics.median(cold):.2f}x cold cache, "
+        f"{statistics.median(warm):.2f}x warm cache (goal >= 3x); pipeline time "
         f"{statistics.median(pipeline):.1f}x cold"
     )
-    gap = max(abs(u[3]["metrics"]["test/acc"] - c[3]["metrics"]["test/acc"]) for u, c in pairs)
+    gap = max(
+        abs(u[3]["metrics"]["test/acc"] - c[3]["metrics"]["test/acc"])
+        for run in rounds
+        for u, c in [(run[0], run[1]), (run[0], run[2])]
+    )
     print(f"largest test accuracy gap, cached vs uncached: {gap * 100:.2f} points")
 
     if args.no_sweep:

@@ -6,6 +6,7 @@ evaluated the way it was trained.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -217,6 +218,17 @@ def preview(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     return {"metrics": {}, "epochs": 0, "preview": str(path)}
 
 
+def gc_after_startup() -> None:
+    """Turn the garbage collector back on once start-up is over (cli turned it off).
+
+    Freezing first moves every object alive now (modules, the model, the data) out of the
+    collector's generations: they live as long as the run, and later passes skip them.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 _jobs_before = 0  # jobs this process ran before (Hydra runs a sweep's jobs in one process)
 
 
@@ -233,6 +245,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if cfg.get("compile"):
         module.net.compile()  # in place: state_dict keys and checkpoints stay as they are
     datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
+    gc_after_startup()
     metrics: dict[str, float] = {}
     extra: dict[str, Any] = {}
     if cfg.train and cfg.get("tune") and not cfg.get("ckpt_path"):
@@ -298,6 +311,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
         pictures = ModelPictures(to_dict(cfg.visualize), module, seed)
         trainer.callbacks.append(pictures)  # it records the test pass
+    gc_after_startup()
     trainer.test(module, datamodule=datamodule)
     if pictures is not None:
         pictures.save(output_dir / "plots")
