@@ -156,3 +156,24 @@ def test_exit_fast_still_flushes_output_and_runs_exit_hooks(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "buffered line"
     assert marker.read_text() == "ok"
+
+
+def test_the_garbage_collector_is_off_during_start_up_and_on_again_after():
+    import gc
+
+    from transferlab import cli, pipeline
+
+    seen = []
+
+    def start_up_then_train():
+        seen.append(gc.isenabled())  # importing torch & co.: off
+        pipeline.gc_after_startup()  # what pipeline.train calls before the first batch
+        seen.append(gc.isenabled())
+        gc.disable()  # an entry point that fails before training ...
+
+    frozen_before = gc.get_freeze_count()
+    cli._without_gc_until_training(start_up_then_train)
+    assert seen == [False, True]
+    assert gc.isenabled()  # ... still leaves the collector on
+    assert gc.get_freeze_count() > frozen_before  # start-up's objects left the generations
+    gc.unfreeze()
