@@ -126,8 +126,8 @@ def main() -> None:
     )
     gap = max(
         abs(u[3]["metrics"]["test/acc"] - c[3]["metrics"]["test/acc"])
-        for run in rounds
-        for u, c in [(run[0], run[1]), (run[0], run[2])]
+        for u, *cached in rounds
+        for c in cached
     )
     print(f"largest test accuracy gap, cached vs uncached: {gap * 100:.2f} points")
 
