@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,11 +17,11 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 import transferlab
 from transferlab import config, distributed, resume
+from transferlab.checkpoints import AtomicCheckpointIO
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
 from transferlab.distill import Teacher
@@ -147,15 +146,6 @@ def build_datamodule(
         pin_memory=data_cfg.get("pin_memory", "auto"),
         seed=seed,
     )
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes `<file>.tmp` then renames it: a kill mid-save never truncates last.ckpt."""
-
-    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        tmp = f"{path}.tmp"
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:

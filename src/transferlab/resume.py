@@ -2,7 +2,7 @@
 
 The run's own overrides are replayed into the same folder with ckpt_path=last.ckpt, its
 metrics.csv is continued rather than rewritten. (Checkpoints are written through a temp
-file and a rename, see pipeline.AtomicCheckpointIO, so a kill never truncates last.ckpt.)
+file and a rename, see checkpoints.AtomicCheckpointIO, so a kill never truncates last.ckpt.)
 """
 
 from __future__ import annotations

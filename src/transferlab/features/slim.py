@@ -61,13 +61,19 @@ def complete_checkpoints(module, folder: Path) -> None:
     import torch
 
     from transferlab.atomic import atomic_write
+    from transferlab.checkpoints import link
 
+    completed: dict[tuple[int, int], Path] = {}  # a file's identity before -> its new version
     for path in sorted(Path(folder).glob("*.ckpt")):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        if any(k.startswith(PREFIX) for k in checkpoint["state_dict"]):
+        stat = path.stat()
+        if (same := completed.get((stat.st_dev, stat.st_ino))) is not None:
+            link(same, path)  # last.ckpt shared best.ckpt's data: it shares the new file's
             continue
-        restore_backbone(module, checkpoint)
-        atomic_write(path, lambda f, c=checkpoint: torch.save(c, f), binary=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        if not any(k.startswith(PREFIX) for k in checkpoint["state_dict"]):
+            restore_backbone(module, checkpoint)
+            atomic_write(path, lambda f, c=checkpoint: torch.save(c, f), binary=True)
+        completed[(stat.st_dev, stat.st_ino)] = path
 
 
 def _rebuild_backbone(hp, digest: str | None):

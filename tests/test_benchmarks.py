@@ -1,0 +1,26 @@
+"""The benchmark scripts run end to end (they print speed ratios; no test asserts a time)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_overhead_benchmark_times_both_loops_over_every_batch_of_a_real_run():
+    script = ROOT / "benchmarks/overhead.py"
+    small = ["model=cnn", "data.image_size=12", "extras.print_config=false"]
+    out = subprocess.run(
+        [sys.executable, str(script), "--epochs", "2", *small],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    epochs = re.findall(r"epoch (\d): transferlab ([\d.]+) s, plain loop ([\d.]+) s", out.stdout)
+    assert [e[0] for e in epochs] == ["1", "2"]  # epoch 0 warms up, uncounted
+    assert all(float(ours) > 0 and float(plain) > 0 for _, ours, plain in epochs)
+    assert re.search(r"median ratio transferlab / plain over 2 epochs: \d+\.\d{3}", out.stdout)
