@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -319,9 +320,12 @@ def test_cached_training_checkpoints_get_their_backbone_once_at_the_end(
     module.on_save_checkpoint(checkpoint)
     assert checkpoint["state_dict"] and not set(backbone) & set(checkpoint["state_dict"])
     torch.save(checkpoint, folder / "mid_fit.ckpt")
+    os.link(folder / "mid_fit.ckpt", folder / "z_mid_fit_last.ckpt")  # as best and last.ckpt
     slim.complete_checkpoints(module, folder)
-    state = torch.load(folder / "mid_fit.ckpt", weights_only=True)["state_dict"]
-    assert all(torch.equal(state[k], v) for k, v in backbone.items())
+    for name in ("mid_fit.ckpt", "z_mid_fit_last.ckpt"):
+        state = torch.load(folder / name, weights_only=True)["state_dict"]
+        assert all(torch.equal(state[k], v) for k, v in backbone.items()), name
+    assert os.path.samefile(folder / "mid_fit.ckpt", folder / "z_mid_fit_last.ckpt")
 
 
 def test_slim_checkpoint_restores_its_backbone_or_says_the_weights_moved(
