@@ -24,8 +24,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes `<file>.tmp` then renames it: a kill mid-save never truncates last.ckpt.
 
     Unlike atomic.atomic_write, no fsync: the rename guards against a killed process (what
-    `resume=` recovers from), and syncing 41 MB after every epoch would cost more than the
-    write itself.
+    `resume=` recovers from) without a disk flush in every epoch.
     """
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
