@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 from typing import Any
-from weakref import proxy
 
 import lightning as L
 import torch
@@ -54,32 +53,14 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def __init__(self, *args: Any, save_last: bool | str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, save_last="link" if save_last is True else save_last, **kwargs)
 
-    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
-        if not self.save_last:
+    def _link_checkpoint(self, trainer: L.Trainer, filepath: str, linkpath: str) -> None:
+        """Link mode's last step, every epoch: a link only to a file of the current step."""
+        if filepath == linkpath or self._last_global_step_saved != trainer.global_step:
+            self._save_checkpoint(trainer, linkpath)
             return
-        filepath = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
-        if self._enable_version_counter:
-            version = self.STARTING_VERSION
-            while self.file_exists(filepath, trainer) and filepath != self.last_model_path:
-                filepath = self.format_checkpoint_name(
-                    monitor_candidates, self.CHECKPOINT_NAME_LAST, ver=version
-                )
-                version += 1
-        # Set before writing: the path is part of the state written.
-        previous, self.last_model_path = self.last_model_path, filepath
-        source = self._last_checkpoint_saved
-        if source and source != filepath and self._last_global_step_saved == trainer.global_step:
-            if trainer.is_global_zero:
-                link(source, filepath)
-            trainer.strategy.barrier("ModelCheckpoint: last.ckpt linked")
-            self._last_checkpoint_saved = filepath
-            if trainer.is_global_zero:
-                for logger in trainer.loggers:
-                    logger.after_save_checkpoint(proxy(self))
-        else:
-            self._save_checkpoint(trainer, filepath)
-        if previous and self._should_remove_checkpoint(trainer, previous, filepath):
-            self._remove_checkpoint(trainer, previous)
+        if trainer.is_global_zero:
+            link(filepath, linkpath)
+        trainer.strategy.barrier("ModelCheckpoint: last.ckpt linked")
 
 
 def link(source: str | os.PathLike, target: str | os.PathLike) -> None:
