@@ -72,6 +72,14 @@ CASES = {
         ["model=alexnet", "mode=scratch", "data.image_size=16"],
         "too small for model=alexnet (it needs at least 63 px)",
     ),
+    "image too small for pretrained alexnet": (
+        ["model=alexnet", "data=cifar10", "data.image_size=16"],
+        "too small for model=alexnet (it needs at least 63 px)",
+    ),
+    "native size too small for a scratch alexnet": (
+        ["model=alexnet", "data=cifar10", "mode=scratch"],
+        "32x32 px (cifar10's native size) are too small for model=alexnet",
+    ),
     "missing weights": (["model.weights=/no/such/file.pth"], "does not exist"),
     "unreadable weights": (["model.weights={root}/garbage.pth"], "Could not read"),
     "truncated weights": (["model.weights={root}/truncated.pth"], "Could not read"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import model_facts, tensor_files, training_options
+from transferlab import input_size, model_facts, tensor_files, training_options
 from transferlab.errors import UserError
 
 MODES = ("scratch", "finetune", "feature_extract", "partial", "gradual", "distill")
@@ -51,7 +51,7 @@ def validate_train(cfg: DictConfig) -> None:
         if groups is not None:
             check_unfreeze(model.unfreeze, groups)
     if not layers:  # features read from inner layers take smaller images than the full net
-        _image_size(cfg.data.get("image_size"), model)
+        _image_size(input_size.resolve(cfg), model)
     if model.get("weights"):
         _weights_fit(Path(str(model.weights)).expanduser(), model)
 
@@ -127,18 +127,21 @@ def check_unfreeze(unfreeze, groups: list[str]) -> int:
     return int(unfreeze)
 
 
-def too_small(size: int, name, reason: str) -> UserError:
+def too_small(size: int, name, reason: str, origin: str = "") -> UserError:
+    chosen = f" ({origin})" if origin else ""
     return UserError(
-        f"Images of {size}x{size} px are too small for model={name} ({reason}). Give a larger "
-        f"size, e.g. data.image_size=64, or pick a model made for small images such as model=cnn."
+        f"Images of {size}x{size} px{chosen} are too small for model={name} ({reason}). Give a "
+        f"larger size, e.g. data.image_size=224 (null: the size its weights were made for), "
+        f"or pick a model made for small images such as model=cnn."
     )
 
 
-def _image_size(size, model: DictConfig) -> None:
+def _image_size(size: input_size.InputSize, model: DictConfig) -> None:
     facts = model_facts.lookup(model)
     smallest = facts and facts.get("min_size")
-    if size and smallest and int(size) < smallest:
-        raise too_small(int(size), model.get("name"), f"it needs at least {smallest} px")
+    if size.pixels and smallest and size.pixels < smallest:
+        reason = f"it needs at least {smallest} px"
+        raise too_small(size.pixels, model.get("name"), reason, size.origin)
 
 
 def _weights_fit(file: Path, model: DictConfig) -> None:
@@ -233,15 +236,10 @@ def _no_missing(cfg: DictConfig) -> None:
 
 def _class_count(data: DictConfig) -> int | None:
     """How many classes the data config yields, when that is known without loading it."""
-    source = data.get("source") or {}
-    target = str(source.get("_target_", ""))
-    if target.endswith("ImageFolderSource"):
-        return len(class_folders(class_tree(Path(str(source.root)).expanduser())))
-    if target.endswith("sources.Digits"):
-        return KNOWN_CLASS_COUNTS["digits"]
-    if target.endswith("packaged.Mnist"):
-        return KNOWN_CLASS_COUNTS["mnist"]
-    return KNOWN_CLASS_COUNTS.get(str(source.get("name")))
+    name = input_size.dataset_name(data)
+    if name == "image_folder":
+        return len(class_folders(class_tree(Path(str(data.source.root)).expanduser())))
+    return KNOWN_CLASS_COUNTS.get(str(name))
 
 
 def unknown_timm_model(name: str, known: list[str]) -> UserError:

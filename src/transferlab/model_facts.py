@@ -4,7 +4,8 @@ Facts are keyed by what they describe, a library's architecture name, not by the
 library's version: a timm name cannot change its tensors without breaking the weights
 published under it, so facts measured with one release hold for the next. For each timm
 and torchvision architecture, `models/model_facts.json` ships its layer groups, the
-smallest image its forward pass takes, the prefix of its ImageNet classifier, and
+smallest image its forward pass takes, the image size its default pretrained weights were
+made for (`input_size`), the prefix of its ImageNet classifier, and
 fingerprints of its backbone's tensors (names, and names with shapes), so a weights
 file can be told apart from another architecture's by its header alone.
 

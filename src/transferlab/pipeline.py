@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
 import transferlab
-from transferlab import config, distributed, resume
+from transferlab import config, distributed, input_size, resume
 from transferlab.checkpoints import AtomicCheckpointIO
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
@@ -62,6 +62,7 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         log.info("mode=scratch: random init; model.weights=%s is not loaded.", model["weights"])
         model["weights"] = None
     data = {**to_dict(cfg.data), "seed": cfg.seed}
+    size = input_size.resolve(cfg)
     module = ClassifierModule(
         model=model,
         mode=to_dict(cfg.mode),
@@ -69,7 +70,7 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         scheduler=to_dict(cfg.get("scheduler")) or None,
         num_classes=len(source.classes),
         in_chans=source.channels,
-        image_size=cfg.data.image_size or source.image_size,
+        image_size=size.pixels,
         label_smoothing=cfg.get("label_smoothing", 0.0),
         features=to_dict(cfg.get("features")),
         head=to_dict(cfg.get("head")),
@@ -82,7 +83,8 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
     # The checkpoint records how inputs were prepared, so eval.py prepares them the same way.
     preprocess = resolve_preprocess(cfg.data, module.net)
     module.hparams["preprocess"] = asdict(preprocess)
-    _check_input_size(module.net, preprocess, cfg.model.get("name"))
+    log.info(size.describe(preprocess.image_size))
+    _check_input_size(module.net, preprocess, cfg.model.get("name"), size.origin)
     if cfg.mode.name == "distill":
         module.teacher = load_teacher(cfg.distill.teacher, preprocess, len(source.classes))
     return module
@@ -96,7 +98,7 @@ def load_teacher(checkpoint: str | Path, student: Preprocess, num_classes: int) 
     return Teacher(loaded, checkpoint, student, num_classes)
 
 
-def _check_input_size(net: Classifier, pre: Preprocess, name: str | None) -> None:
+def _check_input_size(net: Classifier, pre: Preprocess, name: str | None, origin: str = "") -> None:
     """One forward pass on a blank image now, rather than a cryptic conv error mid-epoch."""
     if not pre.image_size:
         return
@@ -106,7 +108,7 @@ def _check_input_size(net: Classifier, pre: Preprocess, name: str | None) -> Non
         with torch.inference_mode():
             net(torch.zeros(1, pre.channels, pre.image_size, pre.image_size))
     except RuntimeError as err:
-        raise config.too_small(pre.image_size, name, str(err).splitlines()[0]) from None
+        raise config.too_small(pre.image_size, name, str(err).splitlines()[0], origin) from None
     finally:
         for module, training in modes.items():
             module.training = training

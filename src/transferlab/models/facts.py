@@ -88,6 +88,18 @@ def fixed_size(kind: str, name: str) -> bool:
     return bool(cfg is not None and cfg.fixed_input_size)
 
 
+def pretrained_size(kind: str, name: str) -> int | None:
+    """The image side the library's default pretrained weights of `name` were made for."""
+    if kind == "torchvision":
+        import torchvision
+
+        return int(torchvision.models.get_model_weights(name).DEFAULT.transforms().crop_size[0])
+    from transferlab.models.timm_lib import timm
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    return int(cfg.input_size[-1]) if cfg is not None and cfg.input_size else None
+
+
 def measure(net: Classifier, classifier: list[str]) -> dict:
     """Layer groups and tensor fingerprints of a built network (no forward pass)."""
     prefix = "backbone."
@@ -147,6 +159,7 @@ def facts_of(kind: str, name: str) -> dict | None:
         net = _on_meta(build, None)
         facts = measure(net, classifier_of(kind, name))
         facts["min_size"] = smallest_input(build, fixed_size(kind, name))
+        facts["input_size"] = pretrained_size(kind, name)
     except Exception:  # a model that meta tensors cannot build keeps only its name
         return None
     return facts
@@ -165,6 +178,7 @@ def check_built(model: Mapping, net: Classifier) -> None:
     used = model_facts.lookup(model)
     facts = measure(net, classifier_of(kind, name))
     built_with = model_facts.shipped()["built_with"][kind]
+    facts["input_size"] = pretrained_size(kind, name)
     if used is not None and all(used[k] == facts[k] for k in ("groups", "keys", "sig")):
         facts["min_size"] = used.get("min_size")
         log.info(
