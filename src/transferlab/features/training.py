@@ -115,6 +115,8 @@ def cached_datamodule(
         log.info("Feature cache off: the frozen backbone runs on every batch, because %s.", why)
         return images
     cache = None if cfg.features.cache == "off" else _cache(cfg, module, features)
+    if trainer.local_rank == 0:  # what fit would do first (data.source.download=true fetches)
+        images.prepare_data()
     images.setup()
     splits = {s: _split_features(cfg, module, images, s, cache) for s in SPLITS}
     module.feature_input = True
