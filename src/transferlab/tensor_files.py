@@ -1,7 +1,8 @@
 """Tensor names, shapes and hyper-parameters of a weights file, read without torch.
 
-A torch file is a zip whose `data.pkl` names each tensor's shape; a safetensors file starts
-with a JSON header. Reading only those takes milliseconds, so a wrong or broken file is
+A torch file is a zip whose `data.pkl` names each tensor's shape (or, in torch's legacy
+format, a few pickles before the tensors' bytes); a safetensors file starts with a JSON
+header. Reading only those takes milliseconds, so a wrong or broken file is
 refused before torch loads. Unpickling here builds nothing but dicts, lists, numbers,
 strings and shapes: any other class stops the reading (`None`: torch will judge the file).
 """
@@ -16,6 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transferlab import published
 from transferlab.errors import UserError
 
 
@@ -48,6 +50,7 @@ _GLOBALS = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("torch", "Size"): tuple,
+    ("torch._utils", "_rebuild_tensor"): _tensor,  # torch < 0.4 legacy files
     ("torch._utils", "_rebuild_tensor_v2"): _tensor,
     ("torch._utils", "_rebuild_parameter"): lambda data, *args: data,
     ("torch._utils", "_rebuild_parameter_with_state"): lambda data, *args: data,
@@ -59,7 +62,7 @@ class _ShapeUnpickler(pickle.Unpickler):
         if (module, name) in _GLOBALS:
             return _GLOBALS[module, name]
         if module == "torch" and name.endswith("Storage"):
-            return name  # storages only feed _rebuild_tensor_v2, which ignores them
+            return name  # storages only feed the _rebuild_tensor functions, which ignore them
         raise _Unsupported(f"{module}.{name}")
 
     def persistent_load(self, pid):
@@ -69,10 +72,12 @@ class _ShapeUnpickler(pickle.Unpickler):
 def read_header(path: str | Path) -> TensorFile | None:
     """The file's tensor shapes (and checkpoint hparams); None when only torch can tell.
 
-    Raises UserError for a file no loader could read (truncated, not a tensor file).
+    Raises UserError for a file no loader could read (truncated, not a tensor file, a Caffe
+    or Keras file). Names are those after unwrapping a published layout (`published`).
     """
     file = Path(path).expanduser()
     try:
+        published.refuse_foreign(file)
         if file.suffix == ".safetensors":
             return _safetensors_header(file)
         with open(file, "rb") as f:
@@ -80,7 +85,7 @@ def read_header(path: str | Path) -> TensorFile | None:
         if magic == b"PK\x03\x04":
             return _torch_zip(file)
         if magic[:1] == b"\x80":  # torch's legacy (pre-1.6) format: a bare pickle stream
-            return None
+            return _torch_legacy(file)
         raise ValueError("neither a zip (torch.save) nor a pickle stream")
     except _Unsupported:
         return None
@@ -106,12 +111,29 @@ def _torch_zip(file: Path) -> TensorFile | None:
         if not pickles:
             raise ValueError("a zip file without data.pkl")
         data = _ShapeUnpickler(archive.open(pickles[0])).load()
-    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
-        hparams = data.get("hyper_parameters")
-        return TensorFile(_shapes(data["state_dict"]), dict(hparams or {}))
-    if isinstance(data, dict):
-        return TensorFile(_shapes(data))
-    return TensorFile({})
+    return _tensor_file(data)
+
+
+# The first of the pickles that torch's legacy format writes before the object itself.
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def _torch_legacy(file: Path) -> TensorFile:
+    """The legacy format: pickles of a magic number, a version, sys_info, then the object."""
+    with open(file, "rb") as f:
+        # latin1 reads the byte strings of Python 2 pickles (CSAIL's files of 2017 are such)
+        if _ShapeUnpickler(f, encoding="latin1").load() != _LEGACY_MAGIC:
+            raise ValueError("a pickle stream, but not one torch.save wrote")
+        for _ in range(2):  # the format's version and the writer's sys_info
+            _ShapeUnpickler(f, encoding="latin1").load()
+        return _tensor_file(_ShapeUnpickler(f, encoding="latin1").load())
+
+
+def _tensor_file(data: object) -> TensorFile:
+    hparams = data.get("hyper_parameters") if isinstance(data, dict) else None
+    state, _ = published.unwrap(data, lambda v: isinstance(v, _Shape))
+    shapes = _shapes(state) if isinstance(state, dict) else {}
+    return TensorFile(shapes, dict(hparams) if isinstance(hparams, dict) else {})
 
 
 def _shapes(state: dict) -> dict[str, tuple[int, ...]]:

@@ -8,6 +8,7 @@ and whose `data_config` is the preprocessing the weights were trained with.
 from __future__ import annotations
 
 import bisect
+import logging
 import re
 import sys
 from collections import OrderedDict
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 import torchvision
 from torch import nn
 
-from transferlab import model_facts
+from transferlab import model_facts, published
 from transferlab.config import unknown_timm_model, unknown_torchvision_model
 from transferlab.errors import UserError
 from transferlab.model_facts import TORCHVISION_NAMES
@@ -26,10 +27,12 @@ from transferlab.models.timm_lib import timm
 from transferlab.models.weights import (
     download_failed,
     load_native_weights,
-    read_state_dict,
+    read_weights,
     timm_pretrained_overlay,
     torchvision_pretrained_state_dict,
 )
+
+log = logging.getLogger("transferlab")
 
 
 def timm_classifier(
@@ -57,8 +60,9 @@ def timm_classifier(
         kwargs["img_size"] = image_size  # ViT-like models size position embeddings by it
     if weights:
         model = _create(arch, **kwargs)
-        state = _timm_file_state(model, weights)
-        _load_timm(model, state, name, source=str(weights))
+        state, unwrapped = _timm_file_state(model, weights)
+        head = _load_timm(model, state, name, source=str(weights))
+        log.info(published.loaded(str(weights), unwrapped, head, num_classes))
     elif pretrained and name == model_facts.LITE0_NAME:
         model = _create(arch, **kwargs)
         state = lite0.lite0_timm_state_dict()
@@ -113,24 +117,25 @@ def _timm_pretrained(name: str, arch: str, cfg, kwargs: dict) -> nn.Module:
         raise download_failed(name, err) from err
 
 
-def _timm_file_state(model: nn.Module, path: str) -> dict:
-    """A weights file's tensors in the model's own layout (timm's filter adapts e.g. ViT size)."""
-    state = read_state_dict(path)
+def _timm_file_state(model: nn.Module, path: str) -> tuple[dict, list[str]]:
+    """A weights file's tensors in the model's own layout (timm's filter adapts e.g. ViT
+    size), and how they were unwrapped from a published layout (`read_weights`)."""
+    state, unwrapped = read_weights(path)
     if "_conv_stem.weight" in state:  # EfficientNet-PyTorch (lukemelas) names, as packaged
         state = lite0.to_timm_names(state)
     filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
     try:
-        return filter_fn(state, model) if filter_fn else state
+        return (filter_fn(state, model) if filter_fn else state), unwrapped
     except (KeyError, IndexError, ValueError, RuntimeError, AttributeError, TypeError):
-        return state  # another architecture's file: the strict load names what differs
+        return state, unwrapped  # another architecture's file: the strict load names what differs
 
 
-def _load_timm(model: nn.Module, state: dict, name: str, source: str) -> None:
-    """Strict load, less the original classifier that the new head replaces."""
+def _load_timm(model: nn.Module, state: dict, name: str, source: str) -> dict:
+    """Strict load, less the original classifier that the new head replaces (its shapes)."""
     classifier = model.pretrained_cfg.get("classifier") or ()
     classifier = (classifier,) if isinstance(classifier, str) else tuple(classifier)
     drop = tuple(f"{c}." for c in classifier)
-    load_native_weights(model, state, drop=drop, model_name=name, source=source)
+    return load_native_weights(model, state, drop=drop, model_name=name, source=source)
 
 
 def _timm_data_config(model: nn.Module, chans: int, image_size: int | None) -> dict:
@@ -225,12 +230,14 @@ def torchvision_classifier(
     imagenet = torchvision.models.get_model_weights(name).DEFAULT
     backbone, fc8 = _torchvision_backbone(native)
     if weights:
-        state, source = read_state_dict(weights), str(weights)
+        (state, unwrapped), source = read_weights(weights), str(weights)
     elif pretrained:
         state, source = torchvision_pretrained_state_dict(name, imagenet), imagenet.url
+        unwrapped = []
     if weights or pretrained:
         drop = (f"classifier.{fc8}.",)
-        load_native_weights(backbone, state, drop=drop, model_name=name, source=source)
+        head = load_native_weights(backbone, state, drop=drop, model_name=name, source=source)
+        log.info(published.loaded(source, unwrapped, head, num_classes))
     num_features = native.classifier[fc8].in_features
     return Classifier(
         backbone=backbone,

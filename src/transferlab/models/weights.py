@@ -28,13 +28,15 @@ from huggingface_hub import constants as hf_constants
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from transferlab import published
 from transferlab.errors import UserError
 from transferlab.models.timm_lib import timm
 from transferlab.tensor_files import unreadable
 
 log = logging.getLogger("transferlab")
 
-SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
+# Endings of a file's name; ".pth.tar" is the PyTorch ImageNet example's (Places365's too).
+SUFFIXES = (".pth", ".pt", ".pth.tar", ".safetensors", ".ckpt", ".bin")
 HF_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")  # timm's order of preference
 # Lightning stores hyper-parameters given as OmegaConf configs; these data-only classes
 # are what a transferlab checkpoint holds besides tensors and builtins.
@@ -76,7 +78,8 @@ def _read(path: str | os.PathLike) -> object:
             "Give an existing .pth/.pt/.safetensors/.ckpt file, e.g. "
             "model.weights=/path/to/resnet18.pth, or model.weights=null."
         )
-    if file.suffix not in SUFFIXES:
+    published.refuse_foreign(file)
+    if not file.name.endswith(SUFFIXES):
         raise UserError(
             f"The weights file {str(file)!r} has the suffix {file.suffix!r}; expected one of "
             f"{', '.join(SUFFIXES)}. Save the weights with torch.save(model.state_dict(), "
@@ -95,16 +98,19 @@ def _read(path: str | os.PathLike) -> object:
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a .pth/.pt/.bin/.safetensors/.ckpt file; for checkpoints, their `state_dict`."""
-    data = _read(path)
-    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
-        data = data["state_dict"]
+    return read_weights(path)[0]
+
+
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A file's tensors, unwrapped from a published layout (`published.unwrap`); and how."""
+    data, unwrapped = published.unwrap(_read(path), lambda v: isinstance(v, torch.Tensor))
     if not isinstance(data, dict) or not any(isinstance(v, torch.Tensor) for v in data.values()):
         raise UserError(
             f"The weights file {str(path)!r} holds no state_dict (a mapping of names to "
             f"tensors); found {type(data).__name__}. Save torch.save(model.state_dict(), "
             "'weights.pth') and pass that file as model.weights=<file>."
         )
-    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}, unwrapped
 
 
 def is_transferlab_checkpoint(path: str | os.PathLike) -> bool:
@@ -159,8 +165,11 @@ def load_native_weights(
     drop: Sequence[str],
     model_name: str,
     source: str,
-) -> None:
-    """Load a library's own state_dict strictly, less the original classifier (`drop`)."""
+) -> dict[str, tuple[int, ...]]:
+    """Load a library's own state_dict strictly, less the original classifier (`drop`).
+
+    Returns the shapes of the classifier tensors left out, by name (for the log).
+    """
     kept = {k: v for k, v in state_dict.items() if not k.startswith(tuple(drop))}
     problems = _mismatches(module.state_dict(), kept)
     if any(problems):
@@ -171,6 +180,7 @@ def load_native_weights(
             "the file was saved from."
         )
     module.load_state_dict(kept, strict=False)
+    return {k: tuple(v.shape) for k, v in state_dict.items() if k not in kept}
 
 
 def load_transferlab_checkpoint(classifier: nn.Module, path: str | os.PathLike) -> list[str]:
@@ -285,7 +295,7 @@ def timm_pretrained_overlay(model_name: str, cfg: timm.models.PretrainedCfg) -> 
 
 def _overlay(file: Path) -> dict:
     # Read it ourselves (weights_only); timm would unpickle a plain-file override fully.
-    if file.suffix in SUFFIXES:
+    if file.name.endswith(SUFFIXES):
         return {"state_dict": read_state_dict(file)}
     return {"file": str(file)}
 
