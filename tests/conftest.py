@@ -17,6 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from tests.torchvision_files import FixtureFiles, write_datasets, write_hub_weights
 from transferlab.cli import CONF_DIR  # registers the run-folder resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,16 +36,38 @@ def compose_cfg(name: str, overrides: list[str], output_dir: Path) -> DictConfig
     return cfg
 
 
-def run_cli(script: str, *overrides: str, cwd: Path, timeout: int = 600, env: dict | None = None):
+def run_cli(
+    script: str,
+    *overrides: str,
+    cwd: Path,
+    timeout: int = 600,
+    env: dict | None = None,
+    runner: tuple[str, ...] = (),
+):
     """Run train.py / eval.py / compare.py from the repo in a subprocess, logs under cwd."""
     full_env = {**os.environ, "PROJECT_ROOT": str(cwd), "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
-        [sys.executable, str(ROOT / script), *overrides],
+        [sys.executable, *runner, str(ROOT / script), *overrides],
         cwd=cwd,
         env=full_env,
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def run_cli_on_fixtures(
+    script: str, *overrides: str, cwd: Path, files: FixtureFiles, timeout: int = 600
+):
+    """`run_cli` reading `files`' datasets (md5 checks skipped) and their torch home's weights."""
+    return run_cli(
+        script,
+        *overrides,  # first: a leading -m must stay before every override
+        f"paths.data_dir={files.data_dir}",
+        cwd=cwd,
+        timeout=timeout,
+        env={"TORCH_HOME": str(files.torch_home)},
+        runner=(str(ROOT / "tests" / "fixture_cli.py"),),
     )
 
 
@@ -110,3 +133,22 @@ def cnn_run(tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = run_dirs(cwd / "logs")
     return run
+
+
+@pytest.fixture(scope="session")
+def dataset_files(tmp_path_factory) -> FixtureFiles:
+    """Tiny copies of every dataset a data= option reads (tests/torchvision_files.py), and
+    a torch home for weights; tests that change files copy them first."""
+    return write_datasets(tmp_path_factory.mktemp("dataset_files"))
+
+
+@pytest.fixture(scope="session")
+def alexnet_weights(dataset_files) -> Path:
+    """Random-init AlexNet weights (244 MB) where torchvision's ImageNet ones would be."""
+    return write_hub_weights(dataset_files.torch_home, "alexnet")
+
+
+@pytest.fixture(scope="session")
+def vgg16_weights(dataset_files) -> Path:
+    """Random-init VGG16 weights (553 MB) where torchvision's ImageNet ones would be."""
+    return write_hub_weights(dataset_files.torch_home, "vgg16")

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from tests.conftest import run_cli, run_dirs, summary
+from tests.torchvision_files import write_idx, write_image_folder
 from transferlab.data import (
     BatchTransform,
     Digits,
@@ -157,7 +158,7 @@ def test_in_memory_splits_are_one_tensor_sliced_a_batch_at_a_time():
 
 
 def test_image_files_keep_a_persistent_worker_pool(tmp_path):
-    _write_tree(tmp_path)
+    write_image_folder(tmp_path)
     dm = ImageDataModule(ImageFolderSource(tmp_path), HALF, batch_size=4, num_workers="auto")
     loader = dm.train_dataloader()
     assert not dm.in_memory and loader.num_workers >= 1 and loader.persistent_workers
@@ -205,7 +206,7 @@ def test_mixup_and_cutmix_give_soft_targets_that_sum_to_one(key):
 
 
 def test_preview_of_image_files_shows_an_unaugmented_column_then_fresh_draws(tmp_path):
-    _write_tree(tmp_path)
+    write_image_folder(tmp_path)
     dm = ImageDataModule(ImageFolderSource(tmp_path), HALF, {"policy": "augmix"}, num_workers=0)
     torch.manual_seed(0)
     first = preview_grid(dm, draws=4)
@@ -299,16 +300,8 @@ def test_mean_with_wrong_number_of_channels_is_a_user_error():
 # --- image folders ----------------------------------------------------------------------
 
 
-def _write_tree(root: Path, per_class: int = 6, classes=("cat", "dog", "owl")) -> None:
-    for c, name in enumerate(classes):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            colour = (40 * c, 10 * i, 100)
-            Image.new("RGB", (10 + i, 12), colour).save(root / name / f"{i}.png")
-
-
 def test_flat_image_folder_is_split_by_fractions_with_every_class(tmp_path):
-    _write_tree(tmp_path)
+    write_image_folder(tmp_path)
     source = ImageFolderSource(tmp_path, val_fraction=1 / 3, test_fraction=1 / 3)
     assert source.classes == ["cat", "dog", "owl"]
     splits = source.splits(seed=0)
@@ -323,21 +316,21 @@ def test_flat_image_folder_is_split_by_fractions_with_every_class(tmp_path):
 
 
 def test_split_folders_are_used_and_a_missing_test_folder_is_carved_from_train(tmp_path):
-    _write_tree(tmp_path / "train", per_class=6)
-    _write_tree(tmp_path / "val", per_class=2)
+    write_image_folder(tmp_path / "train", per_class=6)
+    write_image_folder(tmp_path / "val", per_class=2)
     source = ImageFolderSource(tmp_path, test_fraction=1 / 3, channels=1)
     assert source.classes == ["cat", "dog", "owl"]
     train, val, test = source.splits(seed=0)
     assert (len(train), len(val), len(test)) == (12, 6, 6)
     assert all(f.parent.parent.name == "val" for f in val.files)
     assert train[0][0].mode == "L"
-    _write_tree(tmp_path / "test", per_class=1)
+    write_image_folder(tmp_path / "test", per_class=1)
     assert [len(s) for s in source.splits(seed=0)] == [18, 6, 3]
 
 
 def test_split_folders_with_different_classes_are_a_user_error(tmp_path):
-    _write_tree(tmp_path / "train")
-    _write_tree(tmp_path / "val", classes=("cat", "dog"))
+    write_image_folder(tmp_path / "train")
+    write_image_folder(tmp_path / "val", classes=("cat", "dog"))
     with pytest.raises(UserError, match="differ"):
         ImageFolderSource(tmp_path).splits(seed=0)
 
@@ -345,13 +338,13 @@ def test_split_folders_with_different_classes_are_a_user_error(tmp_path):
 def test_missing_or_single_class_folder_is_a_user_error_naming_it(tmp_path):
     with pytest.raises(UserError, match="nowhere"):
         ImageFolderSource(tmp_path / "nowhere").prepare()
-    _write_tree(tmp_path / "one", classes=("cat",))
+    write_image_folder(tmp_path / "one", classes=("cat",))
     with pytest.raises(UserError, match="one"):
         ImageFolderSource(tmp_path / "one").prepare()
 
 
 def test_corrupt_image_error_names_the_file_and_skip_corrupt_drops_it(tmp_path, caplog):
-    _write_tree(tmp_path)
+    write_image_folder(tmp_path)
     (tmp_path / "dog" / "broken.png").write_bytes(b"not a png at all")
     source = ImageFolderSource(tmp_path, val_fraction=0.2, test_fraction=0.2)
     data = torch.utils.data.ConcatDataset(source.splits(seed=0))
@@ -453,12 +446,6 @@ def test_a_limit_keeps_a_seeded_stratified_subset_of_every_split(tmp_path):
         Digits(limit=0).splits(seed=0)
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    """MNIST's own file format (what torchvision reads): magic, dims, then raw bytes."""
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.mark.slow
 def test_mnist_prefers_torchvision_files_and_both_copies_give_the_same_splits(
     tmp_path, mnist_splits, caplog
@@ -467,10 +454,10 @@ def test_mnist_prefers_torchvision_files_and_both_copies_give_the_same_splits(
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     # torchvision's layout: the official 60,000 training images (ours: train + val), 10,000 test
-    _write_idx(raw / "train-images-idx3-ubyte", images[:60_000, 0].numpy())
-    _write_idx(raw / "train-labels-idx1-ubyte", labels[:60_000].numpy())
-    _write_idx(raw / "t10k-images-idx3-ubyte", images[60_000:, 0].numpy())
-    _write_idx(raw / "t10k-labels-idx1-ubyte", labels[60_000:].numpy())
+    write_idx(raw / "train-images-idx3-ubyte", images[:60_000, 0].numpy())
+    write_idx(raw / "train-labels-idx1-ubyte", labels[:60_000].numpy())
+    write_idx(raw / "t10k-images-idx3-ubyte", images[60_000:, 0].numpy())
+    write_idx(raw / "t10k-labels-idx1-ubyte", labels[60_000:].numpy())
     with caplog.at_level(logging.INFO):
         splits = Mnist(tmp_path, tmp_path / "no_cache").splits(seed=0)
     assert "torchvision's files" in caplog.text
@@ -530,7 +517,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((CONF / "data").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_data_config_builds_its_source(path, tmp_path):
-    _write_tree(tmp_path / "images")
+    write_image_folder(tmp_path / "images")
     raw = OmegaConf.load(path)
     data = raw.data if "data" in raw else raw  # mnist.yaml is global: it sets batch_size too
     cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "data": data})

@@ -6,12 +6,15 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 import torch
 from hydra.utils import instantiate
+from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -19,7 +22,18 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from torch import nn
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import run_cli, run_cli_on_fixtures, run_dirs, summary
+from tests.torchvision_files import (
+    FixtureFiles,
+    md5_checks_skipped,
+    write_cifar10,
+    write_flowers102,
+    write_flowers_splits,
+    write_image_folder,
+    write_mnist,
+)
+from transferlab.data import TorchvisionSource
+from transferlab.data.packaged import Mnist
 from transferlab.errors import UserError
 from transferlab.features import cache as cache_io
 from transferlab.features.extract import LayerFeatures, compute_features, read_layers
@@ -46,8 +60,6 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> list[str]:
     """Overrides for a 48-image folder of real digits (0, 1, 2): feature passes take no time."""
-    from PIL import Image
-
     root = tmp_path_factory.mktemp("digit_folder")
     x, y = load_digits(n_class=3, return_X_y=True)
     for label in range(3):
@@ -168,6 +180,93 @@ def test_corrupt_or_stale_cache_files_are_rejected(tmp_path, caplog):
     assert len(calls) == 3
 
 
+def _fingerprints(source) -> list[str]:
+    with md5_checks_skipped():
+        return [cache_io.dataset_fingerprint(split) for split in source.splits(seed=0)]
+
+
+def _another_flowers_split(folder: Path) -> None:
+    """setid.mat rewritten with other image ids in each split; same mtime, same size."""
+    setid, before = folder / "setid.mat", (folder / "setid.mat").stat()
+    old = scipy.io.loadmat(setid)["trnid"]
+    labels = scipy.io.loadmat(folder / "imagelabels.mat", squeeze_me=True)["labels"]
+    write_flowers_splits(folder, labels, np.arange(len(labels), 0, -1))
+    os.utime(setid, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert not np.array_equal(scipy.io.loadmat(setid)["trnid"], old)
+
+
+def test_a_torchvision_sets_fingerprint_follows_its_files_small_ones_by_content(tmp_path):
+    flowers = TorchvisionSource("flowers102", tmp_path)
+    folder = write_flowers102(tmp_path)
+    before = _fingerprints(flowers)
+    assert _fingerprints(flowers) == before and len(set(before)) == 3
+    _another_flowers_split(folder)
+    assert not set(_fingerprints(flowers)) & set(before)  # every split, though mtimes agree
+
+    cifar = TorchvisionSource("cifar10", tmp_path)
+    write_cifar10(tmp_path)
+    before = _fingerprints(cifar)
+    other = write_cifar10(tmp_path / "other", train_per_class=20) / "data_batch_3"
+    shutil.copy(other, tmp_path / "cifar-10-batches-py" / "data_batch_3")
+    assert not set(_fingerprints(cifar)) & set(before)
+
+
+def test_mnist_from_torchvision_files_is_fingerprinted_by_its_pixels(tmp_path):
+    raw = write_mnist(tmp_path, "MNIST", train_per_class=6_000, test_per_class=1_000)
+    mnist = Mnist(tmp_path, tmp_path / "no_cache")
+    before = _fingerprints(mnist)
+    images = raw / "t10k-images-idx3-ubyte"
+    data = bytearray(images.read_bytes())
+    data[-1] ^= 0xFF  # one pixel of the last test image
+    images.write_bytes(bytes(data))
+    # Every split is a Subset of one tensor of all 70,000 images, hashed whole.
+    assert not set(_fingerprints(Mnist(tmp_path, tmp_path / "no_cache"))) & set(before)
+
+
+FEATURE_RUN = ["mode=feature_extract", "epochs=1", "data.image_size=32", "data.num_workers=0"]
+
+
+def _feature_run(files: FixtureFiles, data: list[str], cwd: Path, task: str) -> tuple[int, int]:
+    """(splits computed, splits read from the cache) by one train.py run on `files`."""
+    proc = run_cli_on_fixtures(
+        "train.py", *FEATURE_RUN, *data, QUIET, f"task_name={task}", cwd=cwd, files=files
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(cwd / "logs", f"{task}/runs/*")
+    text = (run / "train.log").read_text()
+    return computed_splits(text), text.count("Feature cache hit")
+
+
+def _flowers_whose_split_changes(files: FixtureFiles) -> tuple[list[str], Callable]:
+    folder = write_flowers102(files.data_dir)
+    return ["data=flowers102"], lambda: _another_flowers_split(folder)
+
+
+def _folder_whose_image_changes(files: FixtureFiles) -> tuple[list[str], Callable]:
+    write_image_folder(files.image_folder)
+    image = files.image_folder / "cat" / "0.png"
+
+    def change() -> None:  # another picture under the same name
+        Image.new("RGB", Image.open(image).size, (200, 30, 30)).save(image)
+
+    return ["data=image_folder", f"data.source.root={files.image_folder}"], change
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("dataset", "changed"),
+    [(_flowers_whose_split_changes, (3, 0)), (_folder_whose_image_changes, (1, 2))],
+    ids=["flowers102 setid.mat", "image_folder one image"],
+)
+def test_the_feature_cache_misses_once_the_datasets_files_change(dataset, changed, tmp_path):
+    files = FixtureFiles(tmp_path / "data", tmp_path / "torch")
+    data, change = dataset(files)
+    assert _feature_run(files, data, tmp_path, "first") == (3, 0)
+    assert _feature_run(files, data, tmp_path, "unchanged") == (0, 3)
+    change()
+    assert _feature_run(files, data, tmp_path, "changed") == changed
+
+
 def test_a_failed_write_leaves_no_cache_file(tmp_path):
     target = tmp_path / "train.pt"
     with pytest.raises(Exception):  # noqa: B017 - whatever torch.save raises
@@ -277,6 +376,19 @@ def test_binary_logreg_head_gives_the_same_probabilities():
     reference = LogisticRegression(random_state=0).fit(x, y)
     probs = torch.softmax(head(torch.tensor(x, dtype=torch.float32)).double(), 1)
     assert np.allclose(probs.detach().numpy(), reference.predict_proba(x), atol=1e-4)
+
+
+def test_classes_without_training_images_are_never_predicted_the_rest_as_scikit_learn():
+    x, y = load_digits(return_X_y=True)
+    seen = np.isin(y, [1, 4, 7])  # three of the ten classes have training images
+    features = torch.tensor(x, dtype=torch.float32)
+    head = nn.Linear(64, 10)
+    fit_head(head, {"name": "svm", "standardize": False}, features[seen], torch.tensor(y[seen]), 0)
+    reference = LinearSVC(random_state=0).fit(x[seen], y[seen])
+    with torch.no_grad():
+        ours = head(features).argmax(1).numpy()
+    assert set(ours.tolist()) <= {1, 4, 7}
+    assert (ours == reference.predict(x)).mean() >= 0.995
 
 
 def test_classical_head_refuses_an_mlp_head():

@@ -131,11 +131,22 @@ def limited(splits: Splits, limit: int | None, seed: int) -> Splits:
         if len(split) <= limit:
             out.append(split)
             continue
-        labels = split.dataset.labels[split.indices].numpy()
-        kept, _ = train_test_split(
-            np.asarray(split.indices), train_size=limit, stratify=labels, random_state=seed
-        )
-        out.append(Subset(split.dataset, np.sort(kept).tolist()))
+        if not isinstance(split, Subset):  # a split that is a whole dataset (an official test)
+            split = Subset(split, list(range(len(split))))
+        base = split.dataset
+        labels = base.labels.numpy() if isinstance(base, TensorImages) else labels_of(base)
+        indices = np.asarray(split.indices)
+        try:
+            kept, _ = train_test_split(
+                indices, train_size=limit, stratify=np.asarray(labels)[indices], random_state=seed
+            )
+        except ValueError as e:  # fewer images kept than classes, or a class of one image
+            raise UserError(
+                f"data.source.limit={limit} cannot keep every class of a split of {len(split)} "
+                f"images in proportion ({e}). Fix: a larger limit, e.g. "
+                "data.source.limit=1000, or null for every image."
+            ) from e
+        out.append(Subset(base, np.sort(kept).tolist()))
     return tuple(out)
 
 
@@ -170,6 +181,21 @@ _TORCHVISION = {
 }
 
 
+def torchvision_files(dataset: Dataset) -> list[Path] | None:
+    """Every file under the folder that a torchvision dataset of `_TORCHVISION` reads, in
+    order; None for any other dataset.
+
+    The whole folder, not the files one split opens (which are torchvision's internals):
+    an unrelated file there changes the answer too, which only costs a recomputation.
+    """
+    spec = next((s for s in _TORCHVISION.values() if type(dataset) is s.cls), None)
+    if spec is None:
+        return None
+    root = Path(dataset.root)
+    folder = root if spec.nested else root / spec.subfolder
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
 @contextlib.contextmanager
 def _socket_timeout(seconds: float) -> Iterator[None]:
     # Without network a download would otherwise hang on connect for minutes.
@@ -191,7 +217,12 @@ class TorchvisionSource:
     download_timeout_s = 5.0
 
     def __init__(
-        self, name: str, root: str | Path, download: bool = False, val_fraction: float = 0.1
+        self,
+        name: str,
+        root: str | Path,
+        download: bool = False,
+        val_fraction: float = 0.1,
+        limit: int | None = None,
     ) -> None:
         if name not in _TORCHVISION:
             raise UserError(
@@ -199,7 +230,7 @@ class TorchvisionSource:
                 f"{', '.join(_TORCHVISION)} (or data=image_folder for your own images)."
             )
         self.name, self.root = name, Path(root).expanduser()
-        self.download, self.val_fraction = download, val_fraction
+        self.download, self.val_fraction, self.limit = download, val_fraction, limit
         spec = _TORCHVISION[name]
         self.classes = list(spec.classes)
         self.channels, self.image_size = spec.channels, spec.image_size
@@ -218,10 +249,11 @@ class TorchvisionSource:
         spec = _TORCHVISION[self.name]
         train, test = self._load("train"), self._load("test")
         if "val" in spec.splits:
-            return train, self._load("val"), test
-        labels = _labels(train)
+            return limited((train, self._load("val"), test), self.limit, seed)
+        labels = labels_of(train)
         train_idx, val_idx, _ = stratified_split(labels, self.val_fraction, 0.0, seed)
-        return Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist()), test
+        splits = Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist()), test
+        return limited(splits, self.limit, seed)
 
     def _load(self, split: str, download: bool = False) -> Dataset:
         spec = _TORCHVISION[self.name]
@@ -246,7 +278,8 @@ class TorchvisionSource:
         )
 
 
-def _labels(dataset: Dataset) -> list[int]:
+def labels_of(dataset: Dataset) -> list[int]:
+    """A torchvision dataset's labels, in item order, read from its attributes."""
     for attr in ("targets", "labels", "_labels"):
         if hasattr(dataset, attr):
             return [int(y) for y in getattr(dataset, attr)]

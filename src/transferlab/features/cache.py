@@ -23,11 +23,15 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from transferlab.atomic import atomic_write, atomic_write_text
-from transferlab.data.sources import ImageFiles, TensorImages
+from transferlab.config import is_image
+from transferlab.data.sources import ImageFiles, TensorImages, labels_of, torchvision_files
 
 log = logging.getLogger("transferlab")
 
 FORMAT = 1  # bump when the file layout or the meaning of a key field changes
+# Files of a torchvision dataset smaller than this (labels, splits, class names) are read
+# whole; larger ones (pixel arrays, archives) and images count by path, size and mtime.
+_READ_BELOW = 1 << 20
 Features = tuple[torch.Tensor, torch.Tensor]
 # features.cache=memory: features computed in this process (e.g. earlier jobs of a sweep).
 _MEMORY: dict[str, Features] = {}
@@ -49,8 +53,10 @@ def state_digest(module: nn.Module) -> str:
 def dataset_fingerprint(dataset: Dataset) -> str:
     """sha256 of what identifies a split's images without decoding them.
 
-    Subset indices, then the base data: in-memory tensors by value, image files by path,
-    size and modification time, anything else (torchvision's fixed downloads) by its repr.
+    Subset indices, then the base data: in-memory tensors by value; image files by path,
+    size and modification time; anything else by its repr, and a torchvision dataset also
+    by every file in its folder (path, size, modification time, and the content of small
+    non-image files) and its labels.
     """
     digest = hashlib.sha256()
     while True:
@@ -66,9 +72,20 @@ def dataset_fingerprint(dataset: Dataset) -> str:
         for path, label in zip(dataset.files, dataset.labels, strict=True):
             stat = Path(path).stat()
             digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{label}\n".encode())
-    else:
+    else:  # a torchvision dataset's repr tells its splits apart (split=train)
         digest.update(f"{type(dataset).__qualname__}|{len(dataset)}|{dataset!r}".encode())
+        if (files := torchvision_files(dataset)) is not None:
+            _update_with_files(digest, files)
+            digest.update(np.asarray(labels_of(dataset), dtype=np.int64).tobytes())
     return digest.hexdigest()
+
+
+def _update_with_files(digest, files: list[Path]) -> None:
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        if stat.st_size < _READ_BELOW and not is_image(path):
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
 
 
 def _checksum(features: torch.Tensor, labels: torch.Tensor) -> str:
