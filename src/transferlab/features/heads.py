@@ -62,11 +62,18 @@ def fit_head(
     layer = linear_layer(head)
     x, y = features.double().numpy(), labels.numpy()
     classes = np.unique(y)
-    if len(classes) != layer.out_features or not np.array_equal(classes, np.arange(len(classes))):
+    if len(classes) < 2:
         raise UserError(
-            f"head={cfg['name']} needs every one of the {layer.out_features} classes among the "
-            f"training features, but found {len(classes)}. Give the train split an image of "
-            "each class (check data.source.val_fraction / test_fraction)."
+            f"head={cfg['name']} needs training images of at least two classes, but the train "
+            f"features hold {len(classes)} of the {layer.out_features}. Give the train split "
+            "images of each class (check data.source.limit / val_fraction / test_fraction)."
+        )
+    if len(classes) < layer.out_features:
+        log.warning(
+            "head=%s: %d of the %d classes have no training image; it never predicts them.",
+            cfg["name"],
+            layer.out_features - len(classes),
+            layer.out_features,
         )
     scaler = StandardScaler() if cfg.get("standardize", True) else None
     clf = estimator(cfg, seed)
@@ -81,7 +88,7 @@ def fit_head(
             cfg["name"],
             cfg.get("max_iter"),
         )
-    weight, bias = _logit_weights(clf, scaler)
+    weight, bias = _full_logits(*_logit_weights(clf, scaler), clf.classes_, layer.out_features)
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
         layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
@@ -95,6 +102,16 @@ def fit_head(
         accuracy,
     )
     return accuracy
+
+
+def _full_logits(
+    weight: np.ndarray, bias: np.ndarray, fitted: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows for every class: a class the estimator never saw gets a logit far below the rest."""
+    full_weight = np.zeros((num_classes, weight.shape[1]))
+    full_bias = np.full(num_classes, -1e4)
+    full_weight[fitted], full_bias[fitted] = weight, bias
+    return full_weight, full_bias
 
 
 def _logit_weights(clf, scaler: StandardScaler | None) -> tuple[np.ndarray, np.ndarray]:
