@@ -1,6 +1,6 @@
 """Images to normalised float tensors, with optional train-time augmentation.
 
-Two stages (see the README's *Input pipeline*): a per-item stage that yields uint8 CxHxW
+Two stages (see docs/guide.md, *Input pipeline*): a per-item stage that yields uint8 CxHxW
 tensors of one size so they can be batched (nothing at all for in-memory tensor sets;
 decode, channels and resize for image files), and a batch stage on the training device
 (`BatchTransform`: channels, resize, normalise, random erasing). Random policies are drawn
