@@ -16,10 +16,12 @@ install: ## transferlab (editable) with its test, logger and sweep tools, at the
 train: install ## the embedded default: offline, under 2 minutes on 2 CPU cores
 	$(PYTHON) train.py
 
-test: install ## lint, then the whole suite (slow end-to-end runs included)
+# Two workers keep both cores busy while the other waits on a subprocess's imports; OpenMP
+# threads sleep when idle (PASSIVE) so two workers' torch threads do not spin against each other.
+test: install ## lint, then the whole suite (slow end-to-end runs included), on 2 workers
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m pytest -q
+	OMP_WAIT_POLICY=PASSIVE $(PYTHON) -m pytest -q -n 2 --dist worksteal
 
 results: install ## every offline experiment as a seed sweep -> docs/results.md (RESULTS_QUICK=1: minutes)
 	$(PYTHON) -m transferlab.report.results
