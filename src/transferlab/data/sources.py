@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 
 from transferlab.config import class_folders, class_tree, is_image, no_images
+from transferlab.data.subsets import cut, labels_of
 from transferlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -97,11 +98,15 @@ class Digits:
     image_size = 8
 
     def __init__(
-        self, val_fraction: float = 0.15, test_fraction: float = 0.15, limit: int | None = None
+        self,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        limit: int | None = None,
+        shots: int | None = None,
     ) -> None:
         self.classes = list(_DIGITS)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.limit = limit
+        self.limit, self.shots = limit, shots
 
     def prepare(self) -> None:
         """Nothing to fetch: the data ships with scikit-learn."""
@@ -114,40 +119,8 @@ class Digits:
         images = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8)
         data = TensorImages(images.unsqueeze(1), torch.from_numpy(digits.target))
         idx = stratified_split(digits.target, self.val_fraction, self.test_fraction, seed)
-        return limited(tuple(Subset(data, i.tolist()) for i in idx), self.limit, seed)
-
-
-def limited(splits: Splits, limit: int | None, seed: int) -> Splits:
-    """Each Subset split cut to a seeded, stratified `limit` images (quick runs); None: all."""
-    if limit is None:
-        return splits
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 10:
-        raise UserError(
-            f"data.source.limit={limit!r} must be a whole number of images per split of at "
-            "least 10 (one per class), or null for every image. Fix: e.g. data.source.limit=500."
-        )
-    out = []
-    for split in splits:
-        if len(split) <= limit:
-            out.append(split)
-            continue
-        if not isinstance(split, Subset):  # a split that is a whole dataset (an official test)
-            split = Subset(split, list(range(len(split))))
-        base = split.dataset
-        labels = base.labels.numpy() if isinstance(base, TensorImages) else labels_of(base)
-        indices = np.asarray(split.indices)
-        try:
-            kept, _ = train_test_split(
-                indices, train_size=limit, stratify=np.asarray(labels)[indices], random_state=seed
-            )
-        except ValueError as e:  # fewer images kept than classes, or a class of one image
-            raise UserError(
-                f"data.source.limit={limit} cannot keep every class of a split of {len(split)} "
-                f"images in proportion ({e}). Fix: a larger limit, e.g. "
-                "data.source.limit=1000, or null for every image."
-            ) from e
-        out.append(Subset(base, np.sort(kept).tolist()))
-    return tuple(out)
+        splits = tuple(Subset(data, i.tolist()) for i in idx)
+        return cut(splits, self.limit, self.shots, seed)
 
 
 @dataclass(frozen=True)
@@ -223,6 +196,7 @@ class TorchvisionSource:
         download: bool = False,
         val_fraction: float = 0.1,
         limit: int | None = None,
+        shots: int | None = None,
     ) -> None:
         if name not in _TORCHVISION:
             raise UserError(
@@ -230,7 +204,8 @@ class TorchvisionSource:
                 f"{', '.join(_TORCHVISION)} (or data=image_folder for your own images)."
             )
         self.name, self.root = name, Path(root).expanduser()
-        self.download, self.val_fraction, self.limit = download, val_fraction, limit
+        self.download, self.val_fraction = download, val_fraction
+        self.limit, self.shots = limit, shots
         spec = _TORCHVISION[name]
         self.classes = list(spec.classes)
         self.channels, self.image_size = spec.channels, spec.image_size
@@ -249,11 +224,11 @@ class TorchvisionSource:
         spec = _TORCHVISION[self.name]
         train, test = self._load("train"), self._load("test")
         if "val" in spec.splits:
-            return limited((train, self._load("val"), test), self.limit, seed)
+            return cut((train, self._load("val"), test), self.limit, self.shots, seed)
         labels = labels_of(train)
         train_idx, val_idx, _ = stratified_split(labels, self.val_fraction, 0.0, seed)
         splits = Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist()), test
-        return limited(splits, self.limit, seed)
+        return cut(splits, self.limit, self.shots, seed)
 
     def _load(self, split: str, download: bool = False) -> Dataset:
         spec = _TORCHVISION[self.name]
@@ -276,14 +251,6 @@ class TorchvisionSource:
             "with data.source.download=true on a machine with internet, then copy that folder "
             "here, or set paths.data_dir= to the folder that already holds it."
         )
-
-
-def labels_of(dataset: Dataset) -> list[int]:
-    """A torchvision dataset's labels, in item order, read from its attributes."""
-    for attr in ("targets", "labels", "_labels"):
-        if hasattr(dataset, attr):
-            return [int(y) for y in getattr(dataset, attr)]
-    raise TypeError(f"no labels found on {type(dataset).__name__}")
 
 
 class ImageFiles(Dataset):
@@ -326,6 +293,8 @@ class ImageFolderSource:
         test_fraction: float = 0.15,
         channels: int = 3,
         skip_corrupt: bool = False,
+        limit: int | None = None,
+        shots: int | None = None,
     ) -> None:
         if channels not in (1, 3):
             raise UserError(
@@ -334,6 +303,7 @@ class ImageFolderSource:
         self.root, self.channels = Path(root).expanduser(), channels
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.skip_corrupt = skip_corrupt
+        self.limit, self.shots = limit, shots
 
     @property
     def classes(self) -> list[str]:
@@ -354,7 +324,8 @@ class ImageFolderSource:
         carved = [([train[0][i] for i in ix], [train[1][i] for i in ix]) for ix in idx]
         parts = [carved[0], given.get("val", carved[1]), given.get("test", carved[2])]
         mode = "RGB" if self.channels == 3 else "L"
-        return tuple(ImageFiles(files, labels, mode) for files, labels in parts)
+        splits = tuple(ImageFiles(files, labels, mode) for files, labels in parts)
+        return cut(splits, self.limit, self.shots, seed)
 
     def _train_dir(self) -> Path:
         if not self.root.is_dir():
