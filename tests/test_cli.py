@@ -7,8 +7,14 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from hydra.utils import instantiate
+from torchmetrics.functional.classification import multiclass_calibration_error
 
 from tests.conftest import run_cli, run_dirs, summary
+from transferlab.data.transforms import Preprocess
+from transferlab.module import ClassifierModule
+from transferlab.pipeline import build_datamodule
 
 QUIET = "extras.print_config=false"
 
@@ -62,19 +68,47 @@ def test_run_folder_holds_the_contracted_files(digits_run):
         "val/acc_best",
         "test/loss",
         "test/acc",
+        "val/ece",
+        "test/ece",
         "time/epoch_s",
         "params/trainable",
     } <= columns
 
 
-def test_eval_reproduces_the_runs_test_accuracy(digits_run):
+def test_eval_reproduces_the_runs_test_accuracy_and_calibration_error(digits_run):
     cwd, run, _ = digits_run
     proc = run_cli("eval.py", f"ckpt_path={run}/checkpoints/best.ckpt", QUIET, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (eval_run,) = run_dirs(cwd / "logs", "eval/runs/*")
-    assert summary(eval_run)["metrics"]["test/acc"] == pytest.approx(
-        summary(run)["metrics"]["test/acc"], abs=1e-6
+    evaluated, trained = summary(eval_run)["metrics"], summary(run)["metrics"]
+    for key in ("test/acc", "test/ece"):
+        assert evaluated[key] == pytest.approx(trained[key], abs=1e-6), key
+
+
+def test_test_ece_is_torchmetrics_calibration_error_of_best_ckpts_softmax(digits_run):
+    _, run, _ = digits_run
+    ckpt = run / "checkpoints" / "best.ckpt"
+    module = ClassifierModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    hp = module.eval().hparams
+    images = build_datamodule(
+        hp["data"],
+        instantiate(hp["data"]["source"]),
+        Preprocess(**hp["preprocess"]),
+        batch_size=64,  # not the run's batches: the metric is over the whole split
+        seed=hp["data"]["seed"],
     )
+    probs, labels = [], []
+    with torch.no_grad():
+        for batch in images.test_dataloader():
+            x, y = images.prepare_batch(*batch, train=False)
+            probs.append(module(x).softmax(dim=1))
+            labels.append(y)
+    expected = multiclass_calibration_error(
+        torch.cat(probs), torch.cat(labels), hp["num_classes"], n_bins=15, norm="l1"
+    )
+    ece = summary(run)["metrics"]["test/ece"]
+    assert 0 <= ece <= 1
+    assert ece == pytest.approx(expected.item(), abs=1e-6)
 
 
 def test_fast_dev_run_through_the_command_line(tmp_path):

@@ -37,6 +37,7 @@ def test_ddp_sim_run_writes_one_folder_and_matches_single_process_eval(tmp_path)
     ddp, single = summary(run)["metrics"], summary(ev)["metrics"]
     assert ddp["test/acc"] == pytest.approx(single["test/acc"], abs=1e-6)
     assert ddp["test/loss"] == pytest.approx(single["test/loss"], abs=1e-5)
+    assert ddp["test/ece"] == pytest.approx(single["test/ece"], abs=1e-6)  # gathered bins
 
 
 @pytest.mark.slow

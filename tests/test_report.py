@@ -16,7 +16,8 @@ from matplotlib.image import imread
 from tests.conftest import run_cli, run_dirs, summary
 from transferlab.report.compare import Run
 from transferlab.report.compare import main as compare_main
-from transferlab.report.seeds import interval, seed_groups
+from transferlab.report.compare import rows as report_rows
+from transferlab.report.seeds import formatted_groups, interval, seed_groups
 from transferlab.report.sweep import job_folders
 
 CNN = ("model=cnn", "mode=scratch", "extras.print_config=false")
@@ -47,6 +48,7 @@ def test_compare_makes_a_row_per_run_and_a_column_per_varying_override(compared_
         "lr",
         "best val acc",
         "test acc",
+        "test ece",
         "epochs",
         "trainable params",
         "s/epoch",
@@ -60,6 +62,7 @@ def test_compare_makes_a_row_per_run_and_a_column_per_varying_override(compared_
     for row in rows:
         result = by_run[row["run"]]
         assert float(row["test acc"]) == pytest.approx(result["metrics"]["test/acc"])
+        assert float(row["test ece"]) == pytest.approx(result["metrics"]["test/ece"])
         assert float(row["best val acc"]) == pytest.approx(result["metrics"]["val/acc_best"])
         assert int(row["epochs"]) == 2
         assert int(row["trainable params"]) == result["params"]["trainable"]
@@ -72,6 +75,7 @@ def test_compare_sorts_by_the_optimized_metric_and_prints_the_same_table(compare
     best = [float(r["best val acc"]) for r in rows]
     assert best == sorted(best, reverse=True)
     markdown = (sweep / "report.md").read_text()
+    assert "| test acc | test ece |" in markdown and "test ece" in stdout
     for row in rows:
         assert f"| {row['run']} | {row['optimizer']} | {row['lr']} |" in markdown
         assert row["run"] in stdout
@@ -136,14 +140,15 @@ def test_t_interval_matches_the_textbook_numbers():
     assert np.isnan(interval([0.5])[1]) and np.isnan(interval([0.5])[2])
 
 
-def _run(seed: int, optimizer: str, test_acc: float | None) -> Run:
+def _run(seed: int, optimizer: str, test_acc: float | None, ece: float | None = None) -> Run:
     done = test_acc is not None
+    metrics = {"test/acc": test_acc, "val/acc_best": test_acc} if done else {}
     return Run(
         path=Path(f"{seed}_{optimizer}"),
         name=f"{seed}_{optimizer}",
         summary={
             "status": "completed" if done else "failed",
-            "metrics": {"test/acc": test_acc, "val/acc_best": test_acc} if done else {},
+            "metrics": metrics | ({"test/ece": ece} if ece is not None else {}),
         },
         overrides={"seed": str(seed), "optimizer": optimizer},
         config=None,
@@ -173,6 +178,19 @@ def test_failed_seeds_are_counted_but_left_out_of_the_statistics():
     assert row["test/acc mean"] == pytest.approx(0.85)
 
 
+def test_runs_from_before_test_ece_compare_without_its_columns():
+    old = [_run(s, "adam", 0.9 + s / 100) for s in range(2)]
+    assert "test ece" not in report_rows(old, ["seed"], "val/acc_best")
+    groups = seed_groups(old, ["seed"])
+    assert "test/ece mean" not in groups and "test/ece" not in formatted_groups(groups)
+
+    mixed = [*old, _run(2, "adam", 0.92, ece=0.05), _run(3, "adam", 0.93, ece=0.03)]
+    frame = report_rows(mixed, ["seed"], "val/acc_best")
+    assert frame["test ece"].tolist()[2:] == [0.05, 0.03] and frame["test ece"][:2].isna().all()
+    (row,) = formatted_groups(seed_groups(mixed, ["seed"])).to_dict("records")
+    assert row["test/ece"] == "0.0400 ± 0.0141"  # over the two runs that logged it
+
+
 @pytest.fixture(scope="module")
 def seed_sweep(tmp_path_factory):
     """The issue's sweep, tiny: a CNN on digits, 1 epoch, 3 seeds x 2 optimizers."""
@@ -194,11 +212,14 @@ def test_compare_groups_a_seed_sweep_into_one_row_per_config_with_mean_std_and_n
     for job in job_folders(sweep):
         overrides = summary(job)["overrides"]
         optimizer = next(o.split("=")[1] for o in overrides if o.startswith("optimizer="))
-        by_optimizer.setdefault(optimizer, []).append(summary(job)["metrics"]["test/acc"])
+        by_optimizer.setdefault(optimizer, []).append(summary(job)["metrics"])
     for row in groups.to_dict("records"):
-        accs = by_optimizer[row["optimizer"]]
+        metrics = by_optimizer[row["optimizer"]]
+        accs, eces = [m["test/acc"] for m in metrics], [m["test/ece"] for m in metrics]
         assert row["test/acc mean"] == pytest.approx(np.mean(accs))
         assert row["test/acc std"] == pytest.approx(np.std(accs, ddof=1))
+        assert row["test/ece mean"] == pytest.approx(np.mean(eces))
+        assert row["test/ece std"] == pytest.approx(np.std(eces, ddof=1))
         assert row["test/acc ci95 low"] <= row["test/acc mean"] <= row["test/acc ci95 high"]
     assert len(pd.read_csv(sweep / "report.csv")) == 6  # every run is still listed
     markdown = (sweep / "report.md").read_text()
@@ -206,6 +227,8 @@ def test_compare_groups_a_seed_sweep_into_one_row_per_config_with_mean_std_and_n
     for optimizer in ("adam", "sgd"):
         mean = groups.set_index("optimizer").loc[optimizer, "test/acc mean"]
         assert f"| {optimizer} | 3 | {mean:.4f} ± " in markdown
+        ece = groups.set_index("optimizer").loc[optimizer, "test/ece mean"]
+        assert f"| {ece:.4f} ± " in markdown
     assert "±" in stdout and "Student-t" in stdout
 
 

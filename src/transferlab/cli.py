@@ -146,7 +146,7 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
     finally:
         tracking.finish_wandb(output_dir)
     metrics = result["metrics"]
-    for key in ("test/acc", "test/loss", "val/acc_best"):
+    for key in ("test/acc", "test/loss", "test/ece", "val/acc_best"):
         if key in metrics:
             log.info("%s = %.4f", key, metrics[key])
     return metrics.get(cfg.get("optimized_metric") or "", None)

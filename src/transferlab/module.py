@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from transferlab import schedulers
 from transferlab.distill import distillation_loss
@@ -84,6 +84,13 @@ class ClassifierModule(L.LightningModule):
             if num_classes > 5
             else {}
         )
+        # Expected calibration error: how far softmax confidence strays from accuracy.
+        self.ece = nn.ModuleDict(
+            {
+                f"{s}_": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")
+                for s in STAGES[1:]
+            }
+        )
         if distill:  # the teacher's accuracy on the student's test split, for the summary
             self.teacher_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
@@ -137,6 +144,10 @@ class ClassifierModule(L.LightningModule):
         if key in self.acc5:
             self.acc5[key](logits.detach(), y)
             self.log(f"{stage}/acc_top5", self.acc5[key], on_step=False, on_epoch=True)
+        if key in self.ece:
+            # in float32: half-precision logits (precision=16-mixed) would round the confidences
+            self.ece[key](logits.detach().float().softmax(dim=1), y)
+            self.log(f"{stage}/ece", self.ece[key], on_step=False, on_epoch=True)
         return loss
 
     def _with_teacher(self, x, y, logits, loss, stage: str) -> torch.Tensor:

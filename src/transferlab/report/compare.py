@@ -21,15 +21,16 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab.report.seeds import SEED, formatted_groups, seed_groups
+from transferlab.report.seeds import CALIBRATION, SEED, formatted_groups, seed_groups
 from transferlab.report.summary import read_summary
 from transferlab.report.sweep import RESUME_KEY, override_key
 
 RESULTS = ["best val acc", "test acc", "epochs", "trainable params", "s/epoch", "status", "error"]
 SEED_CAPTION = (
     "Runs that differ only in seed form one row: test acc and best val acc as mean ± sample "
-    "std over the n completed seeds, with a 95% Student-t interval; ★ marks the best row "
-    "only where its interval lies above every other row's."
+    "std over the n completed seeds, with a 95% Student-t interval; test/ece (calibration "
+    "error, lower is better) as mean ± std where the runs log it; ★ marks the best row only "
+    "where its interval lies above every other row's."
 )
 PLOTS = {"val_acc.png": "val/acc", "train_loss.png": "train/loss", "test_acc.png": "test/acc"}
 
@@ -134,6 +135,7 @@ def sort_runs(runs: list[Run], metric: str) -> list[Run]:
 def rows(runs: list[Run], keys: list[str], metric: str) -> pd.DataFrame:
     """The report: a row per run, override columns, then the results."""
     records = []
+    calibrated = any(CALIBRATION in r.metrics for r in runs)  # older runs did not log it
     for run in runs:
         history, metrics = run.history, run.metrics
         best_val = metrics.get("val/acc_best")
@@ -144,11 +146,12 @@ def rows(runs: list[Run], keys: list[str], metric: str) -> pd.DataFrame:
         record |= {
             "best val acc": best_val,
             "test acc": metrics.get("test/acc"),
+            **({"test ece": metrics.get(CALIBRATION)} if calibrated else {}),
             "epochs": run.summary.get("epochs"),
             "trainable params": (run.summary.get("params") or {}).get("trainable"),
             "s/epoch": epoch_s,
         }
-        if metric not in ("val/acc_best", "test/acc"):
+        if metric not in ("val/acc_best", "test/acc", CALIBRATION):
             record[metric] = metrics.get(metric)
         record["status"] = run.summary.get("status", "unknown")
         record["error"] = run.summary.get("error") or ""
