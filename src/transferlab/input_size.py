@@ -38,7 +38,8 @@ class InputSize:
 
     def describe(self, built: int | None) -> str:
         """The log line, given the size the built network's preprocessing settled on."""
-        return f"Input size: {built or 'native'} px ({self.origin})."
+        shown = f"{built} px" if built else "each image's own size"
+        return f"Input size: {shown} ({self.origin})."
 
 
 def dataset_name(data: Any) -> str | None:
