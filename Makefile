@@ -42,7 +42,7 @@ lock: ## resolve pyproject's ranges afresh in a new venv and write their version
 	@echo "Wrote $(LOCK). Then: make test; and, where timm or torchvision moved, make facts."
 
 facts: install ## re-measure models/model_facts.json with the locked timm and torchvision
-	$(PYTHON) -m transferlab.models.facts
+	$(PYTHON) -m transferlab.models.measure_facts
 
 clean:
 	rm -rf logs/*/ .pytest_cache .ruff_cache

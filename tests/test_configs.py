@@ -8,8 +8,9 @@ import pytest
 from hydra.utils import instantiate
 
 from transferlab.cli import CONF_DIR
+from transferlab.data.transforms import Preprocess
 from transferlab.models import build_model
-from transferlab.pipeline import build_trainer, resolve_preprocess
+from transferlab.pipeline import build_trainer
 
 GROUPS = [
     "features",
@@ -65,7 +66,7 @@ def test_option_composes_and_instantiates(group, option, cfg_factory, tmp_path):
             image_size=cfg.data.image_size or source.image_size or 32,
             load_weights=False,
         )
-        pre = resolve_preprocess(cfg.data, net)
+        pre = Preprocess.following(cfg.data, net)
         assert pre.channels == net.data_config["input_size"][0]
         assert net.groups, "every model exposes layer groups"
     if group in ("trainer", "logger", "callbacks", "debug"):

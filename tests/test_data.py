@@ -17,6 +17,7 @@ from PIL import Image
 
 from tests.conftest import run_cli, run_dirs, summary
 from tests.torchvision_files import write_idx, write_image_folder
+from transferlab.checks.augmentation import POLICY_NAMES, augmentation_active, check_augmentation
 from transferlab.data import (
     BatchTransform,
     Digits,
@@ -24,7 +25,6 @@ from transferlab.data import (
     ImageFolderSource,
     Preprocess,
     TorchvisionSource,
-    augmentation_active,
     item_transform,
 )
 from transferlab.data.packaged import (
@@ -35,7 +35,7 @@ from transferlab.data.packaged import (
     fetch_wheel_file,
 )
 from transferlab.data.preview import GAP, ROWS, preview_grid, tile_size
-from transferlab.data.transforms import check_augmentation, random_ops
+from transferlab.data.transforms import POLICIES, random_ops
 from transferlab.errors import UserError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -546,3 +546,7 @@ def test_a_cnn_run_on_mnist_tests_on_all_10000_official_test_images(tmp_path):
     counts = np.loadtxt(run / "plots" / "confusion_matrix.csv", delimiter=",", skiprows=1)[:, 1:]
     assert counts.sum() == 10_000 and counts.sum(axis=1).tolist() == TEST_COUNTS
     assert summary(run)["metrics"]["test/acc"] > 0.9
+
+
+def test_the_policy_names_checked_before_torch_are_the_policies_transforms_builds():
+    assert tuple(POLICIES) == POLICY_NAMES

@@ -11,6 +11,7 @@ from tests.conftest import run_cli, run_dirs, summary
 from transferlab import pipeline
 from transferlab.data.sources import Digits
 from transferlab.data.transforms import BatchTransform, Preprocess
+from transferlab.module import load_teacher
 
 QUIET = "extras.print_config=false"
 
@@ -53,7 +54,7 @@ def test_a_teacher_sees_its_own_preprocessing_of_the_students_batch(cnn_run):
     own = Preprocess(**torch.load(best, weights_only=True)["hyper_parameters"]["preprocess"])
     # The cnn teacher read gray digits normalised by 0.5; this student reads RGB, other stats.
     student = Preprocess(image_size=8, channels=3, mean=(0.2, 0.3, 0.4), std=(0.5, 0.6, 0.7))
-    teacher = pipeline.load_teacher(best, student, num_classes=10)
+    teacher = load_teacher(best, student, num_classes=10)
     image = Digits().splits(seed=0)[0][0][0]
     as_student = BatchTransform(student, [])(image.unsqueeze(0))  # the eval batch stage
     as_teacher = BatchTransform(own, [])(image.unsqueeze(0))

@@ -18,7 +18,7 @@ import torch
 from tests.conftest import run_cli_on_fixtures, run_dirs, summary
 from tests.test_experiments import EXPERIMENTS, _sweep_jobs
 from tests.torchvision_files import md5_checks_skipped
-from transferlab import tensor_files
+from transferlab.checks import tensor_headers
 from transferlab.data.sources import TorchvisionSource, labels_of
 from transferlab.report.results import EXPERIMENTS as PAGE_EXPERIMENTS
 
@@ -85,7 +85,7 @@ def test_every_experiment_runs_its_full_sweep_on_the_seed_datasets(
     assert f"{len(jobs)} completed, 0 failed" in proc.stdout
     for job in jobs:
         assert summary(job)["status"] == "completed", summary(job).get("error")
-        header = tensor_files.read_header(job / "checkpoints" / "best.ckpt")
+        header = tensor_headers.read_header(job / "checkpoints" / "best.ckpt")
         model = header.hparams["model"]
         if model.get("name") in SEED_NETWORKS:
             assert header.hparams["preprocess"]["image_size"] == 224, job.name

@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_cfg
-from transferlab import config
+from transferlab.checks.commands import validate_train
 from transferlab.cli import CONF_DIR
 
 USER_FILES = ("pretrained_ckpt", "places365_weights")
@@ -61,7 +61,7 @@ def test_every_job_of_every_experiment_composes_and_passes_the_config_checks(nam
         assert OmegaConf.select(cfg, "tags"), name
         if any(OmegaConf.is_missing(cfg, key) for key in USER_FILES if key in list(cfg)):
             continue  # needs the user's file: a previous run's checkpoint, Places365 weights
-        config.validate_train(cfg)
+        validate_train(cfg)
         if cfg.head.name == "svm":
             assert cfg.mode.name == "feature_extract" and cfg.features.layers
             assert cfg.features.l2norm and list(cfg.model.head.hidden) == []

@@ -32,13 +32,14 @@ from tests.torchvision_files import (
     write_image_folder,
     write_mnist,
 )
+from transferlab.checks.options import check as check_config
 from transferlab.data import TorchvisionSource
 from transferlab.data.packaged import Mnist
 from transferlab.errors import UserError
 from transferlab.features import cache as cache_io
 from transferlab.features.extract import LayerFeatures, compute_features, read_layers
 from transferlab.features.heads import fit_head
-from transferlab.features.training import FeatureDataModule, cached_datamodule, check_config
+from transferlab.features.training import FeatureDataModule, cached_datamodule
 from transferlab.models.scratch import cnn
 from transferlab.module import ClassifierModule
 from transferlab.pipeline import build_module, build_run
@@ -286,8 +287,8 @@ def test_augmentation_falls_back_to_a_frozen_forward_and_says_why(
     tiny, cfg_factory, tmp_path, caplog
 ):
     cfg = cfg_factory(*tiny, "augmentation=basic")
-    module, images, trainer = prepare(cfg, tmp_path)
-    with caplog.at_level(logging.INFO, logger="transferlab"):
+    with caplog.at_level(logging.INFO, logger="transferlab"):  # decided as the module is built
+        module, images, trainer = prepare(cfg, tmp_path)
         datamodule = cached_datamodule(cfg, module, images, trainer)
     assert datamodule is images and not module.feature_input
     assert caplog.text.count("Feature cache off") == 1 and "augmentation" in caplog.text
@@ -426,8 +427,8 @@ def test_cached_training_checkpoints_get_their_backbone_once_at_the_end(
         state = torch.load(folder / name, weights_only=True)["state_dict"]
         assert all(torch.equal(state[k], v) for k, v in backbone.items()), name
     # ... but each epoch's save during fit left the frozen backbone out
-    module.feature_input = True  # as cached_datamodule leaves it
-    module.hparams["features"]["weights_digest"] = cache_io.state_digest(module.net.backbone)
+    assert module.feature_input  # built to train its head on cached features
+    assert module.backbone_digest() == cache_io.state_digest(module.net.backbone)
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
     assert checkpoint["state_dict"] and not set(backbone) & set(checkpoint["state_dict"])

@@ -15,11 +15,15 @@ import torch
 import torchvision
 from omegaconf import OmegaConf
 
-from transferlab import config, model_facts, pipeline, tensor_files
+from transferlab import pipeline
+from transferlab.checks import data as data_checks
+from transferlab.checks import facts as model_facts
+from transferlab.checks import model as model_checks
+from transferlab.checks import tensor_headers
 from transferlab.data.transforms import Preprocess
 from transferlab.errors import UserError
 from transferlab.models import build_model, lite0
-from transferlab.models.facts import check_built
+from transferlab.models.measure_facts import check_built
 
 READY = [
     "efficientnet_lite0",
@@ -88,22 +92,22 @@ def test_a_weights_file_is_recognised_by_its_header_alone(tmp_path):
     torch.save(state, tmp_path / "r18.pth")
     safetensors.torch.save_file(state, tmp_path / "r18.safetensors")
     for file in ("r18.pth", "r18.safetensors"):
-        header = tensor_files.read_header(tmp_path / file)
+        header = tensor_headers.read_header(tmp_path / file)
         assert header.shapes == {k: tuple(v.shape) for k, v in state.items()}
         assert "resnet18" in model_facts.identify(header.shapes)
     alexnet = torchvision.models.alexnet().state_dict()
     torch.save(alexnet, tmp_path / "alexnet.pth")
     assert "alexnet" in model_facts.identify(
-        tensor_files.read_header(tmp_path / "alexnet.pth").shapes
+        tensor_headers.read_header(tmp_path / "alexnet.pth").shapes
     )
 
 
 def test_files_in_another_naming_are_left_to_the_loader(cfg_factory):
     """The packaged Lite0 file uses lukemelas names: not timm's, yet it loads; never refused."""
     model = cfg_factory("model=efficientnet_lite0").model
-    config._weights_fit(lite0.packaged_weights_path(), model)
+    model_checks.weights_fit(lite0.packaged_weights_path(), model)
     model = cfg_factory("model=timm", "model.name=tf_efficientnet_lite0").model
-    config._weights_fit(lite0.packaged_weights_path(), model)
+    model_checks.weights_fit(lite0.packaged_weights_path(), model)
 
 
 def test_the_header_reader_never_runs_pickled_code(tmp_path):
@@ -112,17 +116,17 @@ def test_the_header_reader_never_runs_pickled_code(tmp_path):
             return os.system, (f"touch {tmp_path / 'ran'}",)
 
     torch.save({"weight": torch.zeros(2), "payload": Payload()}, tmp_path / "evil.pth")
-    assert tensor_files.read_header(tmp_path / "evil.pth") is None  # torch.load judges it
+    assert tensor_headers.read_header(tmp_path / "evil.pth") is None  # torch.load judges it
     assert not (tmp_path / "ran").exists()
 
 
 def test_known_class_counts_are_the_sources_own():
     from transferlab.data import sources
 
-    assert config.KNOWN_CLASS_COUNTS["digits"] == len(sources.Digits().classes)
+    assert data_checks.KNOWN_CLASS_COUNTS["digits"] == len(sources.Digits().classes)
     for name in ("mnist", "fashion_mnist", "cifar10", "svhn", "flowers102"):
         source = sources.TorchvisionSource(name, root="/nowhere")  # reads no files
-        assert config.KNOWN_CLASS_COUNTS[name] == len(source.classes), name
+        assert data_checks.KNOWN_CLASS_COUNTS[name] == len(source.classes), name
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.test_bad_input import IMPORT_LOG, TORCH_IMPORTED
-from transferlab import overrides
+from transferlab.checks import overrides
 from transferlab.cli import CONF_DIR
 from transferlab.errors import UserError
 

@@ -19,7 +19,8 @@ import torchvision
 from omegaconf import OmegaConf
 
 from tests.conftest import run_cli, run_dirs, summary
-from transferlab import config, tensor_files
+from transferlab.checks import model as model_checks
+from transferlab.checks import tensor_headers
 from transferlab.errors import UserError
 from transferlab.models import build_model
 from transferlab.models.weights import read_state_dict
@@ -73,7 +74,7 @@ def test_a_places365_alexnet_loads_every_backbone_tensor_and_gets_a_new_head(
 ):
     path, state = places[f"alexnet_{kind}"]
     model = cfg_factory("model=alexnet", f"model.weights={path}").model
-    config._weights_fit(path, model)  # the check before torch lets it through
+    model_checks.weights_fit(path, model)  # the check before torch lets it through
     with caplog.at_level(logging.INFO, logger="transferlab"):
         net = _build(model)
     backbone = net.backbone.state_dict()
@@ -90,7 +91,7 @@ def test_a_places365_alexnet_loads_every_backbone_tensor_and_gets_a_new_head(
 def test_a_places365_resnet18_loads_onto_timms_resnet18(places, cfg_factory, caplog):
     path, state = places["resnet18"]
     model = cfg_factory("model=resnet18", f"model.weights={path}").model
-    config._weights_fit(path, model)
+    model_checks.weights_fit(path, model)
     with caplog.at_level(logging.INFO, logger="transferlab"):
         net = _build(model, num_classes=7)
     backbone = net.backbone.state_dict()
@@ -113,7 +114,7 @@ def test_a_places365_densenet_in_old_torchvision_names_loads_onto_timms_densenet
     path = tmp_path / "densenet121_places365.pth.tar"
     save_places365(old_names, path, arch="densenet121", zip_format=False)
     model = cfg_factory("model=timm", "model.name=densenet121", f"model.weights={path}").model
-    config._weights_fit(path, model)
+    model_checks.weights_fit(path, model)
     with caplog.at_level(logging.INFO, logger="transferlab"):
         backbone = _build(model).backbone.state_dict()
     assert set(backbone) == {k for k in state if not k.startswith("classifier.")}
@@ -124,14 +125,14 @@ def test_a_places365_densenet_in_old_torchvision_names_loads_onto_timms_densenet
 
 def test_the_header_reader_sees_a_legacy_places365_file_under_its_unwrapped_names(places):
     path, state = places["alexnet_legacy"]
-    assert tensor_files.read_header(path).shapes == {k: tuple(v.shape) for k, v in state.items()}
+    assert tensor_headers.read_header(path).shapes == {k: tuple(v.shape) for k, v in state.items()}
 
 
 def test_a_places365_alexnet_given_to_vgg16_is_refused_as_alexnet(places, cfg_factory):
     model = cfg_factory("model=vgg16").model
     path, _ = places["alexnet_zip"]
     with pytest.raises(UserError, match="the file holds the tensors of alexnet"):
-        config._weights_fit(path, model)
+        model_checks.weights_fit(path, model)
 
 
 def test_a_places365_alexnet_given_to_vgg16_exits_2_before_torch_loads(places, tmp_path):
@@ -225,7 +226,7 @@ def test_a_real_submodule_named_module_keeps_its_name(tmp_path):
     assert any(".mixer.module." in k for k in state)
     torch.save({"state_dict": state}, tmp_path / "iformer_t.pth")
     assert set(read_state_dict(tmp_path / "iformer_t.pth")) == set(state)
-    assert tensor_files.read_header(tmp_path / "iformer_t.pth").shapes.keys() == state.keys()
+    assert tensor_headers.read_header(tmp_path / "iformer_t.pth").shapes.keys() == state.keys()
 
 
 def test_module_is_stripped_only_where_dataparallel_put_it(tmp_path):

@@ -15,7 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 
 from tests.conftest import ROOT, compose_cfg
-from transferlab import config
+from transferlab.checks.commands import validate_train
 from transferlab.cli import CONF_DIR
 
 DOC = ROOT / "docs" / "reproduce_seeds.md"
@@ -88,5 +88,5 @@ def test_each_command_of_the_doc_composes_with_known_keys_options_and_experiment
     for job in sorted(configs):
         cfg = compose_cfg("train", [*hydra, *job], tmp_path)
         if not user_files:  # a run's checkpoint or weights file that only the reader has
-            config.validate_train(cfg)
+            validate_train(cfg)
     GlobalHydra.instance().clear()

@@ -11,7 +11,7 @@ from PIL import Image
 from skimage import data
 from torchvision.transforms import v2
 
-from transferlab import model_facts
+from transferlab.checks import facts as model_facts
 from transferlab.errors import UserError
 from transferlab.models import lite0
 from transferlab.models.backbones import timm_classifier

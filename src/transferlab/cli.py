@@ -21,7 +21,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import config, masking, overrides
+from transferlab import masking
+from transferlab.checks import overrides
+from transferlab.checks.commands import validate_eval, validate_train
 from transferlab.errors import UserError
 from transferlab.report import sweep
 
@@ -170,12 +172,12 @@ def _fail(err: UserError, output_dir: Path, overrides: list[str], mode: RunMode)
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _train(cfg: DictConfig):
-    return _run(cfg, config.validate_train, "train")
+    return _run(cfg, validate_train, "train")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def _evaluate(cfg: DictConfig):
-    return _run(cfg, config.validate_eval, "evaluate")
+    return _run(cfg, validate_eval, "evaluate")
 
 
 def _check_command_line(config_name: str) -> None:

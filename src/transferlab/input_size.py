@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transferlab import model_facts, tensor_files
+from transferlab import modes
+from transferlab.checks import facts as model_facts
+from transferlab.checks import tensor_headers
 
 # Native image sizes of the datasets a source builds (None: files of varying size); a test
 # ties them to the sources' own `image_size`.
@@ -59,7 +61,7 @@ def dataset_name(data: Any) -> str | None:
 def loads_weights(cfg: Any) -> bool:
     """Whether the network starts from weights (mode=scratch never loads any)."""
     model = cfg.model
-    return cfg.mode.name != "scratch" and bool(model.get("pretrained") or model.get("weights"))
+    return modes.of(cfg).loads_weights and bool(model.get("pretrained") or model.get("weights"))
 
 
 def resolve(cfg: Any) -> InputSize:
@@ -85,7 +87,7 @@ def _trained_size(model: Any) -> InputSize | None:
     """The size a run's checkpoint was trained at, else a library model's pretrained size."""
     if weights := model.get("weights"):
         file = Path(str(weights)).expanduser()
-        header = tensor_files.read_header(file) if file.is_file() else None
+        header = tensor_headers.read_header(file) if file.is_file() else None
         if header is not None and header.is_transferlab_checkpoint:
             trained = (header.hparams.get("preprocess") or {}).get("image_size")
             if trained:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -11,10 +14,12 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
-from transferlab import schedulers
-from transferlab.distill import distillation_loss
+from transferlab import modes, schedulers
+from transferlab.data.transforms import Preprocess
+from transferlab.distill import Teacher, distillation_loss
 from transferlab.errors import UserError
 from transferlab.features import slim
+from transferlab.features.cache import state_digest
 from transferlab.features.heads import is_classical
 from transferlab.finetune import freeze
 from transferlab.finetune.param_groups import param_groups
@@ -48,9 +53,14 @@ class ClassifierModule(L.LightningModule):
         head: dict | None = None,
         distill: dict | None = None,
         load_weights: bool = False,
+        feature_input: bool = False,
     ) -> None:
+        """`load_weights`: fetch the pretrained weights (False: a checkpoint fills the net).
+        `feature_input`: batches are the frozen backbone's cached features, so only the head
+        runs (features/training.py decides it). Neither is saved: a restored module reads
+        images with the weights of its checkpoint."""
         super().__init__()
-        self.save_hyperparameters(ignore=["load_weights"])
+        self.save_hyperparameters(ignore=["load_weights", "feature_input"])
         self.net = build_model(
             model,
             num_classes=num_classes,
@@ -59,14 +69,18 @@ class ClassifierModule(L.LightningModule):
             load_weights=load_weights,
             features=features,
         )
-        # Set by the pipeline, not saved: batches are cached backbone features (head only).
-        self.feature_input = False
+        self.feature_input = feature_input
         self.backbone_loaded = load_weights  # False: restored from a checkpoint
-        self.finding_lr = False  # set by tune.find_lr: its range test diverges on purpose
-        self.teacher = None  # mode=distill: a distill.Teacher, set by the pipeline
+        self._finding_lr = False  # see searching_lr
         # What the network reads, not what the data has: a checkpoint rebuilds this stem.
         self.hparams["in_chans"] = self.net.data_config["input_size"][0]
-        k = freeze.trainable_groups(mode["name"], self.net, model.get("unfreeze"))
+        if preprocess is None:  # a new run: how inputs are prepared follows the weights
+            self.hparams["preprocess"] = asdict(Preprocess.following(data or {}, self.net))
+        # mode=distill's frozen teacher: built for training only, never saved with the student
+        self.teacher = None
+        if distill and load_weights:
+            self.teacher = load_teacher(distill["teacher"], self.preprocess, num_classes)
+        k = modes.get(mode["name"]).trainable_groups(len(self.net.groups), model.get("unfreeze"))
         freeze.set_trainable(self.net, k)
         # Lightning 2.x never calls .train() at fit start: frozen layers go to eval mode now.
         self.train()
@@ -98,6 +112,32 @@ class ClassifierModule(L.LightningModule):
         self._epoch_start = 0.0
         self.first_batch_at: float | None = None  # perf_counter of the first training batch
 
+    @property
+    def preprocess(self) -> Preprocess:
+        """How this module's inputs are prepared (recorded in its checkpoint for eval.py)."""
+        return Preprocess(**self.hparams["preprocess"])
+
+    @contextlib.contextmanager
+    def searching_lr(self):
+        """tune.find_lr's range test drives the loss up on purpose: no divergence error."""
+        self._finding_lr = True
+        try:
+            yield
+        finally:
+            self._finding_lr = False
+
+    def use_lr(self, lr: float) -> None:
+        """Train with `lr` (the lr finder's pick): configure_optimizers and checkpoints read it."""
+        self.hparams.optimizer["lr"] = float(lr)
+
+    def backbone_digest(self) -> str:
+        """The frozen backbone's weights digest, as they are now, recorded in the checkpoint: a
+        head saved without its backbone checks the one it is put back on, and the feature
+        cache keys on it."""
+        digest = state_digest(self.net.backbone)
+        self.hparams["features"]["weights_digest"] = digest
+        return digest
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.feature_input:
             return self.net.head(x)
@@ -127,7 +167,7 @@ class ClassifierModule(L.LightningModule):
             loss = self._with_teacher(x, y, logits, loss, stage)
         if y.is_floating_point():
             y = y.argmax(dim=1)  # accuracy counts the dominant label of each mixed image
-        if stage == "train" and not torch.isfinite(loss) and not self.finding_lr:
+        if stage == "train" and not torch.isfinite(loss) and not self._finding_lr:
             raise UserError(
                 f"The training loss became {loss.item()} at epoch {self.current_epoch}, step "
                 f"{self.global_step}: the run diverged. Lower the learning rate (lr is "
@@ -229,3 +269,11 @@ class ClassifierModule(L.LightningModule):
                 dict(self.hparams.scheduler), optimizer, self.trainer
             ),
         }
+
+
+def load_teacher(checkpoint: str | Path, student: Preprocess, num_classes: int) -> Teacher:
+    """mode=distill's frozen teacher: a run's checkpoint, fed the student's batches."""
+    loaded = ClassifierModule.load_from_checkpoint(
+        checkpoint, map_location="cpu", weights_only=True
+    )
+    return Teacher(loaded, checkpoint, student, num_classes)

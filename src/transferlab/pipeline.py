@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,17 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
 import transferlab
-from transferlab import config, distributed, input_size, resume
+from transferlab import distributed, input_size, modes, resume
 from transferlab.checkpoints import AtomicCheckpointIO
+from transferlab.checks.data import other_class_count
+from transferlab.checks.model import too_small
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
-from transferlab.distill import Teacher
 from transferlab.features import slim
 from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
 from transferlab.models.classifier import Classifier
-from transferlab.models.facts import check_built
+from transferlab.models.measure_facts import check_built
 from transferlab.module import ClassifierModule
 from transferlab.report import tracking
 
@@ -47,19 +47,21 @@ def to_dict(cfg: Any) -> Any:
 
 def build_module(cfg: DictConfig, source) -> ClassifierModule:
     """The LightningModule for this config, pretrained weights loaded and policy applied."""
-    if cfg.mode.name == "finetune" and not (
-        cfg.model.get("pretrained") or cfg.model.get("weights")
-    ):
+    mode = modes.of(cfg)
+    if mode.weights == "expected" and not (cfg.model.get("pretrained") or cfg.model.get("weights")):
         log.warning(
-            "model=%s has no pretrained weights or model.weights file: mode=finetune trains "
-            "it from random init, the same as mode=scratch.",
+            "model=%s has no pretrained weights or model.weights file: mode=%s trains it from "
+            "random init, the same as mode=scratch.",
             cfg.model.get("name"),
+            mode.name,
         )
     model = to_dict(cfg.model)
-    if cfg.mode.name == "scratch" and model.get("weights"):
+    if not mode.loads_weights and model.get("weights"):
         # A transfer sweep's baseline arm (mode=finetune,feature_extract,scratch) shares
         # the experiment's model.weights; scratch means random init, so it is not loaded.
-        log.info("mode=scratch: random init; model.weights=%s is not loaded.", model["weights"])
+        log.info(
+            "mode=%s: random init; model.weights=%s is not loaded.", mode.name, model["weights"]
+        )
         model["weights"] = None
     data = {**to_dict(cfg.data), "seed": cfg.seed}
     size = input_size.resolve(cfg)
@@ -74,61 +76,33 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         label_smoothing=cfg.get("label_smoothing", 0.0),
         features=to_dict(cfg.get("features")),
         head=to_dict(cfg.get("head")),
-        distill=to_dict(cfg.get("distill")) if cfg.mode.name == "distill" else None,
+        distill=to_dict(cfg.get("distill")) if mode.teacher else None,
         classes=list(source.classes),
         data=data,
         load_weights=True,
+        feature_input=feature_training.trains_on_features(cfg),
     )
     check_built(cfg.model, module.net)  # under other timm/torchvision releases
     # The checkpoint records how inputs were prepared, so eval.py prepares them the same way.
-    preprocess = resolve_preprocess(cfg.data, module.net)
-    module.hparams["preprocess"] = asdict(preprocess)
-    log.info(size.describe(preprocess.image_size))
-    _check_input_size(module.net, preprocess, cfg.model.get("name"), size.origin)
-    if cfg.mode.name == "distill":
-        module.teacher = load_teacher(cfg.distill.teacher, preprocess, len(source.classes))
+    log.info(size.describe(module.preprocess.image_size))
+    _check_input_size(module.net, module.preprocess, cfg.model.get("name"), size.origin)
     return module
-
-
-def load_teacher(checkpoint: str | Path, student: Preprocess, num_classes: int) -> Teacher:
-    """mode=distill's frozen teacher: a run's checkpoint, fed the student's batches."""
-    loaded = ClassifierModule.load_from_checkpoint(
-        checkpoint, map_location="cpu", weights_only=True
-    )
-    return Teacher(loaded, checkpoint, student, num_classes)
 
 
 def _check_input_size(net: Classifier, pre: Preprocess, name: str | None, origin: str = "") -> None:
     """One forward pass on a blank image now, rather than a cryptic conv error mid-epoch."""
     if not pre.image_size:
         return
-    modes = {m: m.training for m in net.modules()}
+    flags = {m: m.training for m in net.modules()}
     net.eval()  # no BatchNorm statistics may move
     try:
         with torch.inference_mode():
             net(torch.zeros(1, pre.channels, pre.image_size, pre.image_size))
     except RuntimeError as err:
-        raise config.too_small(pre.image_size, name, str(err).splitlines()[0], origin) from None
+        raise too_small(pre.image_size, name, str(err).splitlines()[0], origin) from None
     finally:
-        for module, training in modes.items():
+        for module, training in flags.items():
             module.training = training
-
-
-def resolve_preprocess(data_cfg: DictConfig, net: Classifier) -> Preprocess:
-    """Data overrides win; otherwise size, channels, mean, std follow the network's weights."""
-    channels, height, _ = net.data_config["input_size"]
-
-    def per_channel(values) -> tuple[float, ...]:
-        values = tuple(float(v) for v in values)
-        return values * channels if len(values) == 1 else values
-
-    return Preprocess(
-        image_size=data_cfg.get("image_size") or height,
-        channels=channels,
-        mean=per_channel(data_cfg.get("mean") or net.data_config["mean"]),
-        std=per_channel(data_cfg.get("std") or net.data_config["std"]),
-        interpolation=net.data_config.get("interpolation", "bilinear"),
-    )
 
 
 def build_datamodule(
@@ -154,6 +128,8 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
     """Trainer with the configured callbacks and loggers; the CSV logger is always on."""
     distributed.install()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if cfg.get("mode"):  # eval.py's config has none
+        callbacks += modes.callbacks(cfg)
     if ema := (cfg.get("model") or {}).get("ema"):
         from transferlab.averaging import EMA
 
@@ -165,8 +141,12 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
     for node in (cfg.get("logger") or {}).values():
         if node and (logger := tracking.instantiate_logger(node, cfg)) is not None:
             loggers.append(logger)
+    # head=svm|logreg is fitted before fit: one epoch logs, checkpoints and validates it
+    fitted = cfg.get("mode") and feature_training.fits_head(cfg)
+    overrides = {"max_epochs": 1} if fitted else {}
     return instantiate(
         cfg.trainer,
+        **overrides,
         callbacks=callbacks,
         logger=loggers,
         plugins=[AtomicCheckpointIO()],
@@ -182,13 +162,12 @@ def build_run(
     cfg: DictConfig, output_dir: Path
 ) -> tuple[ClassifierModule, ImageDataModule, L.Trainer]:
     """Module, image datamodule and trainer of a training config, in dependency order."""
-    feature_training.check_config(cfg)
     source = instantiate(cfg.data.source)
     module = build_module(cfg, source)
     datamodule = build_datamodule(
         cfg.data,
         source,
-        Preprocess(**module.hparams["preprocess"]),
+        module.preprocess,
         cfg.batch_size,
         cfg.seed,
         augmentation=to_dict(cfg.get("augmentation")),
@@ -202,7 +181,7 @@ def preview(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     source = instantiate(cfg.data.source)
     module = build_module(cfg, source)
-    pre = Preprocess(**module.hparams["preprocess"])
+    pre = module.preprocess
     augmentation = to_dict(cfg.get("augmentation"))
     images = build_datamodule(cfg.data, source, pre, cfg.batch_size, cfg.seed, augmentation)
     path = write_preview(images, output_dir / "plots" / "augmentation.png")
@@ -271,7 +250,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "train_time_s": train_time_s if cfg.train else 0.0,
         "best_checkpoint": getattr(trainer.checkpoint_callback, "best_model_path", None),
         **extra,
-        **({"teacher": str(cfg.distill.teacher)} if cfg.mode.name == "distill" else {}),
+        **({"teacher": str(cfg.distill.teacher)} if modes.of(cfg).teacher else {}),
     }
 
 
@@ -284,18 +263,16 @@ def _complete_checkpoints(module, trainer: L.Trainer) -> None:
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Test a checkpoint, on its own data or on `data=...`; returns the fields of summary.json."""
-    ckpt = Path(cfg.ckpt_path)  # config.validate_eval checked that it exists
+    ckpt = Path(cfg.ckpt_path)  # checks.commands.validate_eval checked that it exists
     module = ClassifierModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     hp = module.hparams
     data_cfg = to_dict(cfg.data) if cfg.get("data") else hp["data"]
     source = instantiate(data_cfg["source"])
     if len(source.classes) != hp["num_classes"]:
         target = data_cfg["source"].get("_target_")
-        raise config.other_class_count(hp["num_classes"], target, len(source.classes), ckpt)
+        raise other_class_count(hp["num_classes"], target, len(source.classes), ckpt)
     seed = data_cfg.get("seed", cfg.seed)
-    datamodule = build_datamodule(
-        data_cfg, source, Preprocess(**hp["preprocess"]), cfg.batch_size, seed
-    )
+    datamodule = build_datamodule(data_cfg, source, module.preprocess, cfg.batch_size, seed)
     trainer = build_trainer(cfg, output_dir)
     pictures = None
     if (cfg.get("visualize") or {}).get("enabled"):

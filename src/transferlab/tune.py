@@ -45,14 +45,15 @@ def find_lr(tune: dict, trainer: L.Trainer, module, datamodule, plots_dir: Path)
     test runs: driving the loss up is the point of it.
     """
     args = {k: v for k, v in tune.items() if k not in ("name", "apply")}
-    module.finding_lr = True
     # Lightning stops the test at max_epochs too: on a small dataset that cuts it short.
     max_epochs = trainer.fit_loop.max_epochs
     trainer.fit_loop.max_epochs = max(max_epochs or 1, int(args.get("num_training", 100)))
     try:
-        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, update_attr=False, **args)
+        with module.searching_lr():
+            finder = Tuner(trainer).lr_find(
+                module, datamodule=datamodule, update_attr=False, **args
+            )
     finally:
-        module.finding_lr = False
         trainer.fit_loop.max_epochs = max_epochs
     lightning_pick = finder.suggestion() if finder is not None else None
     suggestion = steepest_descent(finder.results["lr"], finder.results["loss"]) if finder else None
@@ -74,8 +75,7 @@ def find_lr(tune: dict, trainer: L.Trainer, module, datamodule, plots_dir: Path)
             "; training with it" if applied else "; tune.apply=true trains with it",
         )
     if applied:
-        # configure_optimizers reads the lr from here; the checkpoint then records it.
-        module.hparams.optimizer["lr"] = float(suggestion)
+        module.use_lr(suggestion)
     return {
         "suggestion": suggestion,
         "configured_lr": configured,

@@ -1,22 +1,28 @@
-"""Datasets (sources), transforms and augmentation, and the DataModule."""
+"""Datasets (sources), transforms and augmentation, and the DataModule.
 
-from transferlab.data.datamodule import ImageDataModule
-from transferlab.data.sources import Digits, ImageFolderSource, ImageSource, TorchvisionSource
-from transferlab.data.transforms import (
-    BatchTransform,
-    Preprocess,
-    augmentation_active,
-    item_transform,
-)
+Names load on first use (PEP 562), so the torch-free parts (`data.folders`) import without
+torch: the config checks use them before torch loads.
+"""
 
-__all__ = [
-    "BatchTransform",
-    "Digits",
-    "ImageDataModule",
-    "ImageFolderSource",
-    "ImageSource",
-    "Preprocess",
-    "TorchvisionSource",
-    "augmentation_active",
-    "item_transform",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "ImageDataModule": "datamodule",
+    "Digits": "sources",
+    "ImageFolderSource": "sources",
+    "ImageSource": "sources",
+    "TorchvisionSource": "sources",
+    "BatchTransform": "transforms",
+    "Preprocess": "transforms",
+    "item_transform": "transforms",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

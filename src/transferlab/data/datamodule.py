@@ -15,13 +15,13 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from transferlab.checks.augmentation import check_augmentation
 from transferlab.data.memory import collate, in_memory
 from transferlab.data.sources import ImageSource
 from transferlab.data.transforms import (
     BatchTransform,
     Preprocess,
     batch_mix,
-    check_augmentation,
     item_transform,
     random_ops,
 )

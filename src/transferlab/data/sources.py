@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 
-from transferlab.config import class_folders, class_tree, is_image, no_images
+from transferlab.data.folders import class_folders, class_tree, is_image, no_images
 from transferlab.data.subsets import cut, labels_of
 from transferlab.errors import UserError
 

@@ -37,17 +37,6 @@ POLICIES = {
     "autoaugment": v2.AutoAugment,
     "augmix": v2.AugMix,
 }
-AUGMENTATION_OFF = {
-    "crop_scale": None,
-    "hflip": 0.0,
-    "rotation": 0.0,
-    "color_jitter": 0.0,
-    "policy": "none",
-    "random_erasing": 0.0,
-    "mixup": 0.0,
-    "cutmix": 0.0,
-}
-DIGIT_CLASSES = [str(d) for d in range(10)]
 
 
 @dataclass
@@ -79,6 +68,19 @@ class Preprocess:
         if min(self.std) <= 0:
             raise UserError(f"data.std must be positive, got {list(self.std)}.")
 
+    @classmethod
+    def following(cls, data: Mapping[str, Any], net) -> Preprocess:
+        """Data options win (image_size, mean, std); the rest follows the network's weights
+        (`net.data_config`: timm's input size, mean, std, interpolation)."""
+        channels, height, _ = net.data_config["input_size"]
+        return cls(
+            image_size=data.get("image_size") or height,
+            channels=channels,
+            mean=data.get("mean") or net.data_config["mean"],
+            std=data.get("std") or net.data_config["std"],
+            interpolation=net.data_config.get("interpolation", "bilinear"),
+        )
+
     def _per_channel(self, name: str, values: Any) -> tuple[float, ...]:
         values = (values,) if isinstance(values, int | float) else tuple(map(float, values))
         if len(values) == 1:
@@ -89,54 +91,6 @@ class Preprocess:
                 f"{self.channels} channel(s). Fix: give one value, or one per channel."
             )
         return values
-
-
-def check_augmentation(
-    aug: Mapping[str, Any] | None, classes: Sequence[str] | None = None
-) -> dict[str, Any]:
-    """The augmentation options with defaults filled in; unknown keys or bad values raise.
-
-    `hflip: auto` flips half the images, except when the classes are the ten digits: a
-    mirrored 2 or 5 reads as another glyph (give a number to force it).
-    """
-    given = dict(aug or {})
-    if unknown := sorted(set(given) - set(AUGMENTATION_OFF)):
-        raise UserError(
-            f"Unknown augmentation option(s) {unknown}. Fix: use only "
-            f"{', '.join(AUGMENTATION_OFF)} (see conf/augmentation/basic.yaml)."
-        )
-    opts = {**AUGMENTATION_OFF, **{k: v for k, v in given.items() if v is not None}}
-    if opts["crop_scale"] is not None:
-        scale = [float(s) for s in opts["crop_scale"]]
-        if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
-            raise UserError(
-                f"augmentation.crop_scale must be [lo, hi] with 0 < lo <= hi <= 1 (fractions "
-                f"of the image area), got {list(opts['crop_scale'])}. Fix: e.g. [0.8, 1.0]."
-            )
-        opts["crop_scale"] = tuple(scale)
-    if opts["hflip"] == "auto":
-        opts["hflip"] = 0.0 if classes is not None and list(classes) == DIGIT_CLASSES else 0.5
-    for key in ("hflip", "random_erasing"):
-        if isinstance(opts[key], str) or not 0 <= opts[key] <= 1:
-            raise UserError(
-                f"augmentation.{key} is a probability in [0, 1], got {opts[key]!r}. "
-                f"Fix: e.g. augmentation.{key}=0.25 (0 = off)."
-            )
-    for key in ("rotation", "color_jitter", "mixup", "cutmix"):
-        if isinstance(opts[key], str) or opts[key] < 0:
-            raise UserError(f"augmentation.{key} must be >= 0 (0 = off), got {opts[key]!r}.")
-    if opts["policy"] not in POLICIES:
-        raise UserError(
-            f"Unknown augmentation.policy={opts['policy']!r}. Fix: use one of "
-            f"{', '.join(POLICIES)}, e.g. augmentation=randaugment."
-        )
-    return opts
-
-
-def augmentation_active(aug: Mapping[str, Any] | None) -> bool:
-    """True when any option would make two passes over the same image differ."""
-    opts = check_augmentation(aug)
-    return any(opts[k] for k in AUGMENTATION_OFF if k != "policy") or opts["policy"] != "none"
 
 
 class RandomResizedCropKeepSize(nn.Module):

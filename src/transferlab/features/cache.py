@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from transferlab.atomic import atomic_write, atomic_write_text
-from transferlab.config import is_image
+from transferlab.data.folders import is_image
 from transferlab.data.sources import ImageFiles, TensorImages, labels_of, torchvision_files
 
 log = logging.getLogger("transferlab")

@@ -25,8 +25,6 @@ from transferlab.errors import UserError
 
 log = logging.getLogger("transferlab")
 
-HEADS = ("linear", "svm", "logreg")
-
 
 def is_classical(head: Mapping | None) -> bool:
     """True for heads fitted by scikit-learn rather than trained by gradient descent."""

@@ -22,16 +22,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
+from transferlab import modes
+from transferlab.checks.augmentation import augmentation_active
 from transferlab.data.datamodule import EpochShuffle, ImageDataModule, Shard, rank_and_world
-from transferlab.data.transforms import augmentation_active
 from transferlab.errors import UserError
 from transferlab.features import cache as cache_io
 from transferlab.features.extract import compute_features
-from transferlab.features.heads import HEADS, fit_head, is_classical
+from transferlab.features.heads import fit_head, is_classical
 
 log = logging.getLogger("transferlab")
 
-CACHE_MODES = ("auto", "memory", "disk", "off")
 SPLITS = ("train", "val", "test")
 # Their code decides the numbers a feature pass yields, so their text is part of the key.
 _CODE = ("data/sources.py", "data/memory.py", "data/transforms.py", "features/extract.py")
@@ -40,47 +40,6 @@ _PACKAGES = ("torch", "torchvision", "timm", "numpy", "pillow", "scikit-learn")
 
 def _plain(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Raise UserError for feature and head options that cannot work together."""
-    features, head = _plain(cfg.get("features") or {}), _plain(cfg.get("head") or {})
-    if features.get("cache", "auto") not in CACHE_MODES:
-        raise UserError(
-            f"Unknown features.cache={features.get('cache')!r}. Choose one of "
-            f"{', '.join(CACHE_MODES)}, e.g. features.cache=auto."
-        )
-    if int(features.get("batch_size", 1)) < 1:
-        raise UserError(
-            f"features.batch_size={features.get('batch_size')} must be at least 1, "
-            "e.g. features.batch_size=256."
-        )
-    name = head.get("name", "linear")
-    if name not in HEADS:
-        raise UserError(f"Unknown head {name!r}. Choose one of {', '.join(HEADS)}, e.g. head=svm.")
-    if name != "linear" and cfg.mode.name != "feature_extract":
-        raise UserError(
-            f"head={name} is fitted once on frozen backbone features, but mode={cfg.mode.name} "
-            f"trains backbone layers. Use mode=feature_extract head={name}, or head=linear."
-        )
-    if name != "linear" and augmentation_active(_plain(cfg.get("augmentation") or {})):
-        raise UserError(
-            f"head={name} is fitted once on fixed features, so train-time augmentation cannot "
-            f"apply. Use augmentation=none with it, or head=linear to train on augmented images."
-        )
-    if not features.get("save_backbone", True) and cfg.mode.name != "feature_extract":
-        raise UserError(
-            f"features.save_backbone=false leaves the backbone out of checkpoints, but "
-            f"mode={cfg.mode.name} trains it. Use it with mode=feature_extract only, or keep "
-            "features.save_backbone=true."
-        )
-    frozen_bn = cfg.model.get("frozen_bn", "eval")
-    if not features.get("save_backbone", True) and frozen_bn == "train":
-        raise UserError(
-            "features.save_backbone=false stores only the head, but model.frozen_bn=train lets "
-            "BatchNorm statistics change during training, so the backbone must be saved. Use "
-            "model.frozen_bn=eval, or features.save_backbone=true."
-        )
 
 
 def why_not_cached(cfg: DictConfig) -> str | None:
@@ -97,32 +56,41 @@ def why_not_cached(cfg: DictConfig) -> str | None:
     return None
 
 
+def trains_on_features(cfg: DictConfig) -> bool:
+    """Whether the head trains on features computed once (logged when it cannot and why)."""
+    if not modes.of(cfg).feature_cache:
+        return False
+    if fits_head(cfg):
+        return True  # scikit-learn fits the head on one pass of features, cached or not
+    if why := why_not_cached(cfg):
+        log.info("Feature cache off: the frozen backbone runs on every batch, because %s.", why)
+        return False
+    return True
+
+
+def fits_head(cfg: DictConfig) -> bool:
+    """head=svm|logreg: fitted by scikit-learn on the train features, not trained."""
+    return modes.of(cfg).feature_cache and is_classical(cfg.get("head"))
+
+
 def cached_datamodule(
     cfg: DictConfig, module, images: ImageDataModule, trainer: L.Trainer
 ) -> L.LightningDataModule:
-    """The datamodule the head trains on: cached features when possible, else `images`.
-
-    In mode=feature_extract it records the backbone's weights digest in the checkpoint and,
-    for head=svm|logreg, fits that head on the train features (one epoch then evaluates it).
-    """
-    if cfg.mode.name != "feature_extract":
+    """The datamodule the head trains on: cached features when the module reads them, else
+    `images`. For head=svm|logreg it fits that head on the train features first."""
+    if not modes.of(cfg).feature_cache:
+        return images
+    module.backbone_digest()  # of the weights as they are now: the cache key reads it
+    if not module.feature_input:
         return images
     features = module.hparams["features"]
-    features["weights_digest"] = cache_io.state_digest(module.net.backbone)
-    classical = is_classical(module.hparams.get("head"))
-    why = why_not_cached(cfg)
-    if why and not classical:
-        log.info("Feature cache off: the frozen backbone runs on every batch, because %s.", why)
-        return images
     cache = None if cfg.features.cache == "off" else _cache(cfg, module, features)
     if trainer.local_rank == 0:  # what fit would do first (data.source.download=true fetches)
         images.prepare_data()
     images.setup()
     splits = {s: _split_features(cfg, module, images, s, cache) for s in SPLITS}
-    module.feature_input = True
-    if classical:
+    if fits_head(cfg):
         fit_head(module.net.head, module.hparams["head"], *splits["train"], seed=cfg.seed)
-        trainer.fit_loop.max_epochs = 1  # a fitted head: one epoch logs, checkpoints, validates
         # Its training_step returns None on purpose: nothing is left to optimise.
         warnings.filterwarnings("ignore", message="`training_step` returned `None`")
     return FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed)

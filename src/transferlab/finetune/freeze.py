@@ -6,23 +6,10 @@ import logging
 
 from torch import nn
 
-from transferlab.config import MODES, check_unfreeze
-from transferlab.errors import UserError
+from transferlab.checks.model import check_unfreeze
 from transferlab.models.classifier import Classifier, LayerGroup
 
 log = logging.getLogger("transferlab")
-
-
-def trainable_groups(mode: str, net: Classifier, unfreeze: int | None) -> int:
-    """How many of the last backbone groups train at the start of a run."""
-    n_groups = len(net.groups)
-    if mode in ("scratch", "finetune", "distill"):
-        return n_groups
-    if mode in ("feature_extract", "gradual"):
-        return 0
-    if mode == "partial":
-        return check_unfreeze(unfreeze, [g.name for g in net.groups])
-    raise UserError(f"Unknown mode {mode!r}. Choose one of {', '.join(MODES)}, e.g. mode=finetune.")
 
 
 def set_trainable(net: Classifier, k: int) -> None:

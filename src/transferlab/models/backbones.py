@@ -17,10 +17,11 @@ from collections.abc import Mapping
 import torchvision
 from torch import nn
 
-from transferlab import model_facts, published
-from transferlab.config import unknown_timm_model, unknown_torchvision_model
+from transferlab import published
+from transferlab.checks import facts as model_facts
+from transferlab.checks.facts import TORCHVISION_NAMES
+from transferlab.checks.model import unknown_timm_model, unknown_torchvision_model
 from transferlab.errors import UserError
-from transferlab.model_facts import TORCHVISION_NAMES
 from transferlab.models import lite0
 from transferlab.models.classifier import Classifier, LayerGroup, build_head
 from transferlab.models.timm_lib import timm

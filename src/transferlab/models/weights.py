@@ -29,9 +29,9 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from transferlab import published
+from transferlab.checks.tensor_headers import unreadable
 from transferlab.errors import UserError
 from transferlab.models.timm_lib import timm
-from transferlab.tensor_files import unreadable
 
 log = logging.getLogger("transferlab")
 

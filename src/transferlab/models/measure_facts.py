@@ -1,10 +1,10 @@
 """Measure model facts on built networks: checked after a build, cached, or shipped.
 
-`transferlab.model_facts` reads facts without torch; this module makes them. After a
+`transferlab.checks.facts` reads facts without torch; this module makes them. After a
 library model is built under other library versions than the shipped facts were built
 with, `check_built` compares the facts the early checks used with the network and
 caches what it measured, so the next run under these versions checks before torch loads.
-`python -m transferlab.models.facts` rebuilds the shipped file (after a lock refresh).
+`python -m transferlab.models.measure_facts` rebuilds the shipped file (after a lock refresh).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 
 import torch
 
-from transferlab import model_facts
 from transferlab.atomic import atomic_write_text
+from transferlab.checks import facts as model_facts
 from transferlab.models.classifier import Classifier
 
 log = logging.getLogger("transferlab")

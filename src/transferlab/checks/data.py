@@ -1,0 +1,60 @@
+"""Checks of the data group: the image folder exists and holds classes, class counts fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from transferlab import input_size
+from transferlab.data.folders import class_folders, class_tree, is_image, no_images
+from transferlab.errors import UserError
+
+# Classes of the datasets a source downloads (tests compare them with the sources' lists).
+KNOWN_CLASS_COUNTS = {
+    "digits": 10,
+    "mnist": 10,
+    "fashion_mnist": 10,
+    "cifar10": 10,
+    "svhn": 10,
+    "flowers102": 102,
+}
+
+
+def class_count(data: DictConfig) -> int | None:
+    """How many classes the data config yields, when that is known without loading it."""
+    name = input_size.dataset_name(data)
+    if name == "image_folder":
+        return len(class_folders(class_tree(Path(str(data.source.root)).expanduser())))
+    return KNOWN_CLASS_COUNTS.get(str(name))
+
+
+def image_folder(data: DictConfig) -> None:
+    """A class-per-subfolder tree must exist and hold at least two classes."""
+    source = data.get("source") or {}
+    if not str(source.get("_target_", "")).endswith("ImageFolderSource"):
+        return
+    if OmegaConf.is_missing(source, "root"):
+        raise UserError(
+            "data=image_folder needs the folder of images: add data.source.root=<folder> "
+            "(one subfolder per class, or train/, val/, test/ splits of that)."
+        )
+    root = Path(str(source.get("root"))).expanduser()
+    if not root.is_dir():
+        raise UserError(
+            f"data.source.root={source.get('root')} is not a folder. Point it at a folder with "
+            f"one subfolder per class (or train/, val/, test/ splits of that), e.g. "
+            f"data.source.root=/data/flowers."
+        )
+    tree = class_tree(root)
+    classes = class_folders(tree)
+    for name in classes:
+        if not any(is_image(p) for p in (tree / name).rglob("*")):  # stops at the first
+            raise no_images(tree / name)
+
+
+def other_class_count(want: int, data: str, have: int, ckpt: Path) -> UserError:
+    return UserError(
+        f"The checkpoint predicts {want} classes but data {data} has {have}. Evaluate on data "
+        f"with the same classes, or fine-tune on it first with model.weights={ckpt}."
+    )

@@ -1,0 +1,135 @@
+"""Checks of the options that shape training and evaluation: the scheduler's interval,
+tune=lr_find, model.ema, the feature cache and head=, and eval.py's visualize.*."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from transferlab import modes
+from transferlab.checks.augmentation import augmentation_active
+from transferlab.errors import UserError
+
+
+def check(cfg: DictConfig) -> None:
+    """Raise UserError on the first of these options that cannot work."""
+    _scheduler(cfg.get("scheduler"))
+    _tune(cfg)
+    _ema(cfg.model.get("ema"))
+    _features_and_head(cfg)
+
+
+def _scheduler(scheduler) -> None:
+    interval = (scheduler or {}).get("interval", "epoch")
+    if interval not in ("step", "epoch"):
+        raise UserError(
+            f"scheduler.interval={interval} is not valid: a schedule is stepped after every "
+            f"optimizer step or every epoch. Use scheduler.interval=step or "
+            "scheduler.interval=epoch."
+        )
+
+
+def _tune(cfg: DictConfig) -> None:
+    head = (cfg.get("head") or {}).get("name", "linear")
+    if cfg.get("tune") and head != "linear":
+        raise UserError(
+            f"tune={cfg.tune.get('name')} searches a learning rate, but head={head} is fitted "
+            f"by scikit-learn without one. Use head=linear with it, or leave tune out."
+        )
+
+
+def _ema(decay) -> None:
+    try:
+        ok = decay is None or 0.0 < float(decay) < 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UserError(
+            f"model.ema={decay} is not valid: it is the decay of the weights' moving average, "
+            f"between 0 and 1 (exclusive). Use e.g. model.ema=0.999, or model.ema=null for none."
+        )
+
+
+CACHE_MODES = ("auto", "memory", "disk", "off")
+HEADS = ("linear", "svm", "logreg")  # features/heads.py fits the last two
+
+
+def _plain(node) -> dict:
+    return (
+        OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    )
+
+
+def _features_and_head(cfg: DictConfig) -> None:
+    """Feature-cache and head= options that cannot work, alone or with the mode."""
+    features, head = _plain(cfg.get("features") or {}), _plain(cfg.get("head") or {})
+    mode = modes.of(cfg)
+    if features.get("cache", "auto") not in CACHE_MODES:
+        raise UserError(
+            f"Unknown features.cache={features.get('cache')!r}. Choose one of "
+            f"{', '.join(CACHE_MODES)}, e.g. features.cache=auto."
+        )
+    if int(features.get("batch_size", 1)) < 1:
+        raise UserError(
+            f"features.batch_size={features.get('batch_size')} must be at least 1, "
+            "e.g. features.batch_size=256."
+        )
+    name = head.get("name", "linear")
+    if name not in HEADS:
+        raise UserError(f"Unknown head {name!r}. Choose one of {', '.join(HEADS)}, e.g. head=svm.")
+    if name != "linear" and not mode.feature_cache:
+        raise UserError(
+            f"head={name} is fitted once on frozen backbone features, but mode={mode.name} "
+            f"trains backbone layers. Use mode=feature_extract head={name}, or head=linear."
+        )
+    if name != "linear" and augmentation_active(_plain(cfg.get("augmentation") or {})):
+        raise UserError(
+            f"head={name} is fitted once on fixed features, so train-time augmentation cannot "
+            f"apply. Use augmentation=none with it, or head=linear to train on augmented images."
+        )
+    if not features.get("save_backbone", True) and not mode.feature_cache:
+        raise UserError(
+            f"features.save_backbone=false leaves the backbone out of checkpoints, but "
+            f"mode={mode.name} trains it. Use it with mode=feature_extract only, or keep "
+            "features.save_backbone=true."
+        )
+    frozen_bn = cfg.model.get("frozen_bn", "eval")
+    if not features.get("save_backbone", True) and frozen_bn == "train":
+        raise UserError(
+            "features.save_backbone=false stores only the head, but model.frozen_bn=train lets "
+            "BatchNorm statistics change during training, so the backbone must be saved. Use "
+            "model.frozen_bn=eval, or features.save_backbone=true."
+        )
+
+
+EMBEDDINGS = ("tsne", "pca")
+
+
+def visualize(opts) -> None:
+    """eval.py's visualize.* values; layer names are checked against the model once built."""
+    if not opts or not opts.get("enabled"):
+        return
+    if opts.get("embedding") not in EMBEDDINGS:
+        raise UserError(
+            f"visualize.embedding={opts.get('embedding')} is not a method here. Choose "
+            f"{' or '.join(EMBEDDINGS)}, e.g. visualize.embedding=pca."
+        )
+    for key, least in (
+        ("max_images", 1),
+        ("feature_map_images", 1),
+        ("gradcam", 0),
+        ("embedding_max_points", 3),
+    ):
+        value = opts.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserError(
+                f"visualize.{key}={value} is not valid: it must be a whole number of at least "
+                f"{least}, e.g. visualize.{key}={max(least, 8)}."
+            )
+    layers = opts.get("layers")
+    if layers is not None and not (
+        OmegaConf.is_list(layers) and all(isinstance(x, str) for x in layers)
+    ):
+        raise UserError(
+            f"visualize.layers={layers} is not a list of layer names. Give layer groups or "
+            f"module paths in brackets, e.g. visualize.layers=[block1,block2], or null."
+        )
