@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from transferlab.cli import CONF_DIR
 from transferlab.data.transforms import Preprocess
@@ -79,3 +80,10 @@ def test_option_composes_and_instantiates(group, option, cfg_factory, tmp_path):
             assert trainer.fast_dev_run
         else:
             assert trainer.loggers[0].log_dir == str(tmp_path / "csv")
+
+
+def test_the_shared_training_policy_keys_are_the_ones_the_model_builder_strips():
+    from transferlab.models import POLICY_KEYS
+
+    shared = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/train.yaml").model
+    assert set(shared) == set(POLICY_KEYS)

@@ -20,7 +20,9 @@ ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
 
 
 def model_cfg(name: str, **overrides) -> dict:
-    cfg = yaml.safe_load((ROOT / "conf/model" / f"{name}.yaml").read_text())
+    """conf/model/<name>.yaml over the training policy every model shares (conf/train.yaml)."""
+    cfg = yaml.safe_load((ROOT / "conf/train.yaml").read_text())["model"]
+    cfg.update(yaml.safe_load((ROOT / "conf/model" / f"{name}.yaml").read_text()))
     cfg.update(overrides)
     return cfg
 
