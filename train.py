@@ -1,5 +1,6 @@
-from transferlab.cli import exit_fast, train
-from transferlab.resume import apply_to_sys_argv
+from transferlab.cli import train
+from transferlab.runs.resume import apply_to_sys_argv
+from transferlab.runs.startup import exit_fast
 
 if __name__ == "__main__":
     apply_to_sys_argv()  # resume=<run folder> continues that run in place

@@ -1,9 +1,12 @@
-"""Shared helpers: compose configs like the CLI does, and run the real command line."""
+"""Shared helpers: compose configs like the CLI does, run the real command line, and read
+what a run wrote (summary.json, metrics.csv, checkpoints)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,15 +22,27 @@ from omegaconf import DictConfig, open_dict
 
 from tests.torchvision_files import FixtureFiles, write_datasets, write_hub_weights
 from transferlab.cli import CONF_DIR  # registers the run-folder resolvers
+from transferlab.data.transforms import Preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
+QUIET = "extras.print_config=false"  # the config tree would bury the lines a test reads
+# With PYTHONPROFILEIMPORTTIME every import is a stderr line: a refusal made before torch
+# loads shows no torch line.
+IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
+TORCH_IMPORTED = re.compile(r"\|\s+torch$", re.MULTILINE)
+HALF = Preprocess(image_size=16, channels=3, mean=(0.5,), std=(0.5,))  # small RGB, cheap
+
+
+def compose_hydra(name: str, overrides: list[str]) -> DictConfig:
+    """Compose a config with its `hydra` node (launcher, sweeper), outside any run."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(name, overrides=overrides, return_hydra_config=True)
 
 
 def compose_cfg(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
     """Compose a config exactly as `python <name>.py overrides` would, outside a run."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    cfg = compose_hydra(name, overrides)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
@@ -99,12 +114,38 @@ def kill_after_first_epoch(*overrides: str, cwd: Path) -> Path:
     return killed
 
 
+def killed_and_resumed(*overrides: str, cwd: Path) -> tuple[Path, Path]:
+    """Train `overrides` straight through, then again killed early in epoch 1 and resumed.
+
+    Returns (the straight run's folder, the resumed one's): a test compares what they wrote.
+    """
+    straight = run_cli("train.py", *overrides, "task_name=straight", cwd=cwd)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    killed = kill_after_first_epoch(*overrides, cwd=cwd)
+    resumed = run_cli("train.py", f"resume={killed}", cwd=cwd)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert run_dirs(cwd / "logs", "killed/runs/*") == [killed]  # same folder, no new one
+    (reference,) = run_dirs(cwd / "logs", "straight/runs/*")
+    return reference, killed
+
+
 def run_dirs(log_dir: Path, pattern: str = "*/runs/*") -> list[Path]:
     return sorted(p for p in log_dir.glob(pattern) if p.is_dir())
 
 
 def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
+
+
+def logged(run_dir: Path, column: str, when: str | None = None) -> list[str]:
+    """A column of the run's metrics.csv, on the rows that log `when` (default: itself)."""
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [row[column] for row in csv.DictReader(f) if row[when or column]]
+
+
+def read_checkpoint(run_dir: Path, name: str) -> dict:
+    """The run's checkpoints/<name> (best.ckpt, last.ckpt), loaded on the CPU."""
+    return torch.load(run_dir / "checkpoints" / name, map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

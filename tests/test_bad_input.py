@@ -6,19 +6,20 @@ torch (the import alone costs seconds); benchmarks/bad_input.py prints the wall 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import timm
 import torch
 from PIL import Image
 
-from tests.conftest import run_cli, run_dirs, summary
-
-QUIET = "extras.print_config=false"
-# Python lists every import on stderr; a line ending in "| torch" means torch was loaded.
-IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
-TORCH_IMPORTED = re.compile(r"\|\s+torch$", re.MULTILINE)
+from tests.conftest import (
+    IMPORT_LOG,
+    QUIET,
+    TORCH_IMPORTED,
+    read_checkpoint,
+    run_cli,
+    run_dirs,
+    summary,
+)
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +178,7 @@ def test_a_loss_that_diverges_later_keeps_the_last_good_checkpoint(tmp_path):
     assert "at epoch 1" in proc.stderr and "lr is 0.05, 5e+05 now" in proc.stderr
     (run,) = run_dirs(tmp_path / "logs", "train/runs/*")
     assert summary(run)["status"] == "failed"
-    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    last = read_checkpoint(run, "last.ckpt")
     assert last["epoch"] == 0  # written after the good epoch, never after the bad one
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
     proc = run_cli("eval.py", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", QUIET, cwd=tmp_path)
@@ -214,7 +215,7 @@ def test_a_sweep_keeps_no_secret_in_its_files_and_still_resumes(tmp_path):
 
 
 def test_resume_does_not_replay_a_masked_secret(tmp_path):
-    from transferlab.resume import resume_argv
+    from transferlab.runs.resume import resume_argv
 
     (tmp_path / ".hydra").mkdir()
     (tmp_path / "checkpoints").mkdir()

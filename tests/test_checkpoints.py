@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import os
 
 import torch
 
-from tests.conftest import compose_cfg
-from transferlab.checkpoints import AtomicCheckpointIO, link
+from tests.conftest import QUIET, compose_cfg, logged
 from transferlab.pipeline import train as train_pipeline
+from transferlab.runs.checkpoints import AtomicCheckpointIO, link
 
 RUN = [
     "mode=scratch",
     "data.image_size=12",
-    "extras.print_config=false",
+    QUIET,
     "callbacks.early_stopping=null",
     "callbacks.rich_progress_bar=null",
     "test=false",
@@ -23,11 +22,6 @@ RUN = [
 
 def _load(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _val_acc_by_epoch(run) -> list[float]:
-    with open(run / "csv/metrics.csv") as f:
-        return [float(r["val/acc"]) for r in csv.DictReader(f) if r["val/acc"]]
 
 
 def _train(run, *overrides: str) -> None:
@@ -45,7 +39,7 @@ def test_last_ckpt_shares_best_ckpts_file_only_when_both_hold_the_final_epoch(tm
     flat = tmp_path / "flat"
     _train(flat, "epochs=3", "lr=0.0", "model=mlp")
     best, last = flat / "checkpoints/best.ckpt", flat / "checkpoints/last.ckpt"
-    assert len(set(_val_acc_by_epoch(flat))) == 1
+    assert len({float(acc) for acc in logged(flat, "val/acc")}) == 1
     assert not os.path.samefile(best, last)
     assert _load(best)["epoch"] == 0 and _load(last)["epoch"] == 2
     assert _load(last)["global_step"] == 3 * _load(best)["global_step"]

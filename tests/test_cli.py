@@ -11,12 +11,10 @@ import torch
 from hydra.utils import instantiate
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import QUIET, run_cli, run_dirs, summary
 from transferlab.data.transforms import Preprocess
 from transferlab.module import ClassifierModule
 from transferlab.pipeline import build_datamodule
-
-QUIET = "extras.print_config=false"
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +174,7 @@ def test_exit_fast_still_flushes_output_and_runs_exit_hooks(tmp_path):
     marker = tmp_path / "hook_ran"
     script = (
         "import atexit, sys\n"
-        "from transferlab.cli import exit_fast\n"
+        "from transferlab.runs.startup import exit_fast\n"
         f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ok'))\n"
         "print('buffered line', end='')\n"  # a pipe buffers it until a flush
         # an idle pool worker (as torch.compile leaves) must not keep the process alive
@@ -195,18 +193,18 @@ def test_exit_fast_still_flushes_output_and_runs_exit_hooks(tmp_path):
 def test_the_garbage_collector_is_off_during_start_up_and_on_again_after():
     import gc
 
-    from transferlab import cli, pipeline
+    from transferlab.runs import startup
 
     seen = []
 
     def start_up_then_train():
         seen.append(gc.isenabled())  # importing torch & co.: off
-        pipeline.gc_after_startup()  # what pipeline.train calls before the first batch
+        startup.gc_after_startup()  # what pipeline.train calls before the first batch
         seen.append(gc.isenabled())
         gc.disable()  # an entry point that fails before training ...
 
     frozen_before = gc.get_freeze_count()
-    cli._without_gc_until_training(start_up_then_train)
+    startup.without_gc_until_training(start_up_then_train)
     assert seen == [False, True]
     assert gc.isenabled()  # ... still leaves the collector on
     assert gc.get_freeze_count() > frozen_before  # start-up's objects left the generations

@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.conftest import ROOT, run_cli_on_fixtures, run_dirs, summary
+from tests.conftest import QUIET, ROOT, read_checkpoint, run_cli_on_fixtures, run_dirs, summary
 from tests.torchvision_files import FixtureFiles
 
 DATA = sorted(p.stem for p in (ROOT / "conf" / "data").glob("*.yaml"))
@@ -23,7 +22,7 @@ ONE_EPOCH = [
     "+trainer.limit_val_batches=1",
     "+trainer.limit_test_batches=1",
     "data.num_workers=0",
-    "extras.print_config=false",
+    QUIET,
 ]
 NETWORKS = {
     "scratch CNN": ["model=cnn", "mode=scratch"],
@@ -41,8 +40,7 @@ def _completed(run: Path) -> dict:
 
 
 def _trained_size(run: Path) -> int:
-    ckpt = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
-    return ckpt["hyper_parameters"]["preprocess"]["image_size"]
+    return read_checkpoint(run, "best.ckpt")["hyper_parameters"]["preprocess"]["image_size"]
 
 
 @pytest.mark.slow

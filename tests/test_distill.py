@@ -7,13 +7,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import QUIET, run_cli, run_dirs, summary
 from transferlab import pipeline
-from transferlab.data.sources import Digits
+from transferlab.data import Digits
 from transferlab.data.transforms import BatchTransform, Preprocess
 from transferlab.module import load_teacher
-
-QUIET = "extras.print_config=false"
 
 
 def _first_loss(cfg_factory, teacher, alpha=0.5) -> torch.Tensor:

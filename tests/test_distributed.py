@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import QUIET, run_cli, run_dirs, summary
 from transferlab.data.datamodule import EpochShuffle, Shard
-
-QUIET = "extras.print_config=false"
 
 
 def test_train_shards_are_equal_sized_and_cover_every_index():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import QUIET, read_checkpoint, run_cli, run_dirs, summary
 
 # The same run as the cnn_run fixture, plus an average that barely moves from step one.
-RUN = ["model=cnn", "mode=scratch", "epochs=2", "extras.print_config=false"]
+RUN = ["model=cnn", "mode=scratch", "epochs=2", QUIET]
 
 
 def test_a_slow_ema_keeps_val_near_the_first_step_and_eval_reproduces_its_test_acc(
@@ -21,7 +21,7 @@ def test_a_slow_ema_keeps_val_near_the_first_step_and_eval_reproduces_its_test_a
     # epochs; an average with decay 0.9999 over ~40 steps is still the first step's net.
     assert raw["val/acc"] > 0.8 and ema["val/acc"] < raw["val/acc"] - 0.3
     assert ema["test/acc"] < raw["test/acc"] - 0.3
-    ckpt = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
+    ckpt = read_checkpoint(run, "best.ckpt")
     assert "current_model_state" in ckpt  # the raw weights ride along for resuming
     assert not all(
         torch.equal(v, ckpt["current_model_state"][k]) for k, v in ckpt["state_dict"].items()

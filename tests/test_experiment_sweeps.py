@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_cli_on_fixtures, run_dirs, summary
+from tests.conftest import QUIET, run_cli_on_fixtures, run_dirs, summary
 from tests.test_experiments import EXPERIMENTS, _sweep_jobs
 from tests.torchvision_files import md5_checks_skipped
 from transferlab.checks import tensor_headers
-from transferlab.data.sources import TorchvisionSource, labels_of
+from transferlab.data import TorchvisionSource
+from transferlab.data.subsets import labels_of
 from transferlab.report.results import EXPERIMENTS as PAGE_EXPERIMENTS
 
 # One seed, one short epoch: this proves the sweep runs, not what it finds.
@@ -31,7 +32,7 @@ QUICK = [
     "+trainer.limit_train_batches=2",
     "+trainer.limit_val_batches=1",
     "+trainer.limit_test_batches=1",
-    "extras.print_config=false",
+    QUIET,
 ]
 SOURCE_RUNS = {e.name: e.source_run for e in PAGE_EXPERIMENTS if e.source_run}
 SEED_NETWORKS = ("alexnet", "vgg16")  # the seeds' own: they must run at the seeds' 224 px

@@ -6,11 +6,9 @@ import itertools
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, compose_hydra
 from transferlab.checks.commands import validate_train
 from transferlab.cli import CONF_DIR
 
@@ -18,15 +16,9 @@ USER_FILES = ("pretrained_ckpt", "places365_weights")
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
 
-def _compose(overrides: list[str], hydra: bool = False):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=hydra)
-
-
 def _sweep_jobs(name: str) -> list[list[str]]:
     """The override lists of the jobs `python train.py -m experiment=<name>` would run."""
-    params = _compose([f"experiment={name}"], hydra=True).hydra.sweeper.params or {}
+    params = compose_hydra("train", [f"experiment={name}"]).hydra.sweeper.params or {}
     # Hydra's own grammar splits "a,b" and "[512],[64]" into choices; mimic it for the test.
     choices = [[f"{key}={v}" for v in _split(str(value))] for key, value in params.items()]
     return [list(job) for job in itertools.product(*choices)]
@@ -70,7 +62,7 @@ def test_every_job_of_every_experiment_composes_and_passes_the_config_checks(nam
 def test_a_recipe_sweep_gives_each_arm_its_own_mode_and_head():
     arms = {}
     for job in _sweep_jobs("lite0_svm_vs_finetune_vs_scratch"):
-        cfg = _compose(["experiment=lite0_svm_vs_finetune_vs_scratch", *job])
+        cfg = compose_hydra("train", ["experiment=lite0_svm_vs_finetune_vs_scratch", *job])
         arms[cfg.mode.name] = (cfg.head.name, cfg.features.layers, cfg.model.pretrained)
     assert arms["feature_extract"] == ("svm", ["blocks.4", "blocks.5", "blocks.6"], True)
     assert arms["finetune"] == ("linear", None, True)

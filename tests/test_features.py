@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from torch import nn
 
-from tests.conftest import run_cli, run_cli_on_fixtures, run_dirs, summary
+from tests.conftest import QUIET, run_cli, run_cli_on_fixtures, run_dirs, summary
 from tests.torchvision_files import (
     FixtureFiles,
     md5_checks_skipped,
@@ -45,7 +45,6 @@ from transferlab.module import ClassifierModule
 from transferlab.pipeline import build_module, build_run
 from transferlab.pipeline import train as train_pipeline
 
-QUIET = "extras.print_config=false"
 LAYERS = "features.layers=[blocks.4,blocks.5,blocks.6]"
 
 

@@ -12,8 +12,8 @@ from torch import nn
 from tests.conftest import ROOT
 from transferlab.errors import UserError
 from transferlab.finetune import freeze
+from transferlab.finetune.gradual import GradualUnfreezing
 from transferlab.finetune.param_groups import param_groups
-from transferlab.finetune.schedule import GradualUnfreezing
 from transferlab.module import ClassifierModule
 
 ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}

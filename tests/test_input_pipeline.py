@@ -11,13 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import QUIET, run_cli, run_dirs, summary
 from transferlab.data.preview import DRAWS, GAP, ROWS, tile_size
 from transferlab.features.training import cached_datamodule
 from transferlab.pipeline import build_run, evaluate
 from transferlab.pipeline import train as train_pipeline
 
-QUIET = "extras.print_config=false"
 # 8x8 digits resized to 12 px on the device: the resize is part of what is compared.
 CNN = ["model=cnn", "data.image_size=12", "epochs=1", QUIET, "callbacks=none"]
 

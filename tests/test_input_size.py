@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from transferlab import input_size
+from transferlab.data import Digits, ImageFolderSource, TorchvisionSource
 from transferlab.data.packaged import Mnist
-from transferlab.data.sources import Digits, ImageFolderSource, TorchvisionSource
 
 CASES = {
     # pretrained networks get their weights' size, whatever the data's own size

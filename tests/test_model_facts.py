@@ -41,7 +41,7 @@ READY = [
 
 def test_names_are_those_timm_lists_and_are_read_without_importing_torch():
     assert model_facts.names("timm") == set(timm.list_models())
-    probe = "from transferlab import model_facts; import sys; "
+    probe = "from transferlab.checks import facts as model_facts; import sys; "
     probe += "print(len(model_facts.names('timm')), 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.stdout.split() == [str(len(timm.list_models())), "False"], out.stderr

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from transferlab import modes, pipeline
 from transferlab.checks.commands import validate_train
 from transferlab.errors import UserError
-from transferlab.finetune.schedule import GradualUnfreezing
+from transferlab.finetune.gradual import GradualUnfreezing
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "transferlab"

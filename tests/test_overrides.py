@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.test_bad_input import IMPORT_LOG, TORCH_IMPORTED
+from tests.conftest import IMPORT_LOG, TORCH_IMPORTED, run_cli
 from transferlab.checks import overrides
 from transferlab.cli import CONF_DIR
 from transferlab.errors import UserError

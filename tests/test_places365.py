@@ -18,16 +18,13 @@ import torch
 import torchvision
 from omegaconf import OmegaConf
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import IMPORT_LOG, QUIET, TORCH_IMPORTED, run_cli, run_dirs, summary
 from transferlab.checks import model as model_checks
 from transferlab.checks import tensor_headers
 from transferlab.errors import UserError
 from transferlab.models import build_model
 from transferlab.models.weights import read_state_dict
 
-QUIET = "extras.print_config=false"
-IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}  # as in test_bad_input.py
-TORCH_IMPORTED = re.compile(r"\|\s+torch$", re.MULTILINE)
 FORMATS = {"zip": True, "legacy": False}  # _use_new_zipfile_serialization
 
 

@@ -6,7 +6,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from transferlab.report.progress import ImageProgressBar, ImagesPerSecond
+from transferlab.runs.progress import ImageProgressBar, ImagesPerSecond
 
 
 class TinyClassifier(L.LightningModule):

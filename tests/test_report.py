@@ -14,11 +14,11 @@ import pytest
 from matplotlib.image import imread
 
 from tests.conftest import run_cli, run_dirs, summary
-from transferlab.report.compare import Run
 from transferlab.report.compare import main as compare_main
 from transferlab.report.compare import rows as report_rows
+from transferlab.report.run_folders import Run
 from transferlab.report.seeds import formatted_groups, interval, seed_groups
-from transferlab.report.sweep import job_folders
+from transferlab.report.summary import job_folders
 
 CNN = ("model=cnn", "mode=scratch", "extras.print_config=false")
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import torch
 
-from tests.conftest import kill_after_first_epoch, run_cli, run_dirs, summary
-from transferlab.resume import continue_metrics_csv
+from tests.conftest import (
+    QUIET,
+    killed_and_resumed,
+    logged,
+    read_checkpoint,
+    run_cli,
+    run_dirs,
+    summary,
+)
+from transferlab.runs.resume import continue_metrics_csv
 
 RUN = [
     "model=cnn",
@@ -17,33 +23,16 @@ RUN = [
     "epochs=5",
     "trainer.deterministic=true",
     "callbacks.early_stopping=null",
-    "extras.print_config=false",
+    QUIET,
 ]
-
-
-def _weights(run) -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoints/last.ckpt", weights_only=True)["state_dict"]
-
-
-def _epochs_logged(run) -> list[int]:
-    with open(run / "csv/metrics.csv") as f:
-        return [int(r["epoch"]) for r in csv.DictReader(f) if r["val/acc"]]
 
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
-    straight = run_cli("train.py", *RUN, "task_name=straight", cwd=tmp_path)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-
-    killed = kill_after_first_epoch(*RUN, cwd=tmp_path)
-
-    resumed = run_cli("train.py", f"resume={killed}", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert run_dirs(tmp_path / "logs", "killed/runs/*") == [killed]  # same folder, no new one
-    (reference,) = run_dirs(tmp_path / "logs", "straight/runs/*")
-    a, b = _weights(reference), _weights(killed)
+    reference, killed = killed_and_resumed(*RUN, cwd=tmp_path)  # resumed in its own folder
+    a, b = (read_checkpoint(r, "last.ckpt")["state_dict"] for r in (reference, killed))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert _epochs_logged(killed) == [0, 1, 2, 3, 4]
+    assert [int(e) for e in logged(killed, "epoch", when="val/acc")] == [0, 1, 2, 3, 4]
     assert summary(killed)["status"] == "completed"
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import kill_after_first_epoch, run_cli, run_dirs, summary
-from transferlab import schedulers
+from tests.conftest import QUIET, killed_and_resumed, read_checkpoint, run_cli, run_dirs, summary
+from transferlab import lr_schedules
 from transferlab.finetune.param_groups import param_groups
 from transferlab.models.scratch import cnn
 from transferlab.report.plots import lr_series
 
-QUICK = ["model=cnn", "mode=scratch", "epochs=2", "extras.print_config=false"]
+QUICK = ["model=cnn", "mode=scratch", "epochs=2", QUIET]
 
 
 def _head_lrs(run) -> list[float]:
@@ -23,16 +23,21 @@ def _net():
     return cnn(num_classes=10, in_chans=1, image_size=8)
 
 
+def _stepped(optimizer, schedule, steps: int = 20) -> list[list[float]]:
+    """Each group's lr before each of `steps` optimizer steps under `schedule`."""
+    seen = []
+    for _ in range(steps):
+        seen.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        schedule.step()
+    return seen
+
+
 def test_one_cycle_peaks_at_each_groups_own_lr_under_layer_decay():
     groups = param_groups(_net(), lr=0.1, layer_decay=0.5)
     configured = [g["lr"] for g in groups]
     optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
-    sched = schedulers.one_cycle(optimizer, total_steps=20)
-    seen = []
-    for _ in range(20):
-        seen.append([g["lr"] for g in optimizer.param_groups])
-        optimizer.step()
-        sched.step()
+    seen = _stepped(optimizer, lr_schedules.one_cycle(optimizer, total_steps=20))
     peaks = [max(step[i] for step in seen) for i in range(len(groups))]
     assert len(set(configured)) > 1  # the groups really differ
     assert peaks == pytest.approx(configured)
@@ -42,12 +47,7 @@ def test_one_cycle_peaks_at_each_groups_own_lr_under_layer_decay():
 def test_cyclic_swings_each_group_between_its_lr_over_ten_and_its_lr():
     groups = param_groups(_net(), lr=0.1, backbone_lr_mult=0.1)
     optimizer = torch.optim.Adam(groups)
-    sched = schedulers.cyclic(optimizer, steps_per_epoch=10)
-    seen = []
-    for _ in range(20):
-        seen.append([g["lr"] for g in optimizer.param_groups])
-        optimizer.step()
-        sched.step()
+    seen = _stepped(optimizer, lr_schedules.cyclic(optimizer, steps_per_epoch=10))
     head = [step[-1] for step in seen]
     backbone = [step[0] for step in seen]
     assert max(head) == pytest.approx(0.1) and min(head) == pytest.approx(0.01)
@@ -119,25 +119,19 @@ KILLED = [
     "trainer.log_every_n_steps=1",
     "trainer.deterministic=true",
     "callbacks.early_stopping=null",
-    "extras.print_config=false",
+    QUIET,
 ]
 
 
 @pytest.mark.slow
 def test_a_killed_then_resumed_one_cycle_run_follows_the_same_lr_values_and_ema(tmp_path):
-    straight = run_cli("train.py", *KILLED, "task_name=straight", cwd=tmp_path)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    killed = kill_after_first_epoch(*KILLED, cwd=tmp_path)
-
-    resumed = run_cli("train.py", f"resume={killed}", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (reference,) = run_dirs(tmp_path / "logs", "straight/runs/*")
+    reference, killed = killed_and_resumed(*KILLED, cwd=tmp_path)
     want, got = lr_series(reference / "csv/metrics.csv"), lr_series(killed / "csv/metrics.csv")
     assert [k for k, _ in got] == [k for k, _ in want]
     for (_, a), (_, b) in zip(want, got, strict=True):
         assert len(a) > 40 and [s for s, _ in b] == [s for s, _ in a]
         assert [lr for _, lr in b] == pytest.approx([lr for _, lr in a], rel=1e-12)
     # The weights' average was checkpointed and continued: both states end identical.
-    a, b = (torch.load(r / "checkpoints/last.ckpt", weights_only=True) for r in (reference, killed))
+    a, b = (read_checkpoint(r, "last.ckpt") for r in (reference, killed))
     for key in ("state_dict", "current_model_state"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])

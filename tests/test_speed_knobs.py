@@ -6,13 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import QUIET, read_checkpoint, run_cli, run_dirs, summary
 
-RUN = ["model=cnn", "mode=scratch", "epochs=2", "extras.print_config=false"]
-
-
-def _last(run) -> dict:
-    return torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+RUN = ["model=cnn", "mode=scratch", "epochs=2", QUIET]
 
 
 def test_bf16_mixed_with_accumulation_and_channels_last_trains_on_cpu(tmp_path, cnn_run):
@@ -27,8 +23,8 @@ def test_bf16_mixed_with_accumulation_and_channels_last_trains_on_cpu(tmp_path, 
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = run_dirs(tmp_path / "logs")
     assert summary(run)["metrics"]["test/acc"] > 0.6
-    plain = _last(cnn_run)["global_step"]
-    ckpt = _last(run)
+    plain = read_checkpoint(cnn_run, "last.ckpt")["global_step"]
+    ckpt = read_checkpoint(run, "last.ckpt")
     # One optimizer step per two batches (an odd epoch ends with a step of its own).
     assert ckpt["global_step"] in (plain // 2, plain // 2 + 2)
     conv = next(v for v in ckpt["state_dict"].values() if v.dim() == 4 and v.shape[1] > 1)
@@ -59,4 +55,5 @@ def test_compile_trains_and_keeps_plain_checkpoint_keys(tmp_path, cnn_run):
     (run,) = run_dirs(tmp_path / "logs")
     assert summary(run)["status"] == "completed"
     # Compiled in place: no "_orig_mod." in the keys, so eval.py and model.weights= read it.
-    assert _last(run)["state_dict"].keys() == _last(cnn_run)["state_dict"].keys()
+    compiled, plain = (read_checkpoint(r, "last.ckpt")["state_dict"] for r in (run, cnn_run))
+    assert compiled.keys() == plain.keys()

@@ -7,14 +7,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli, run_cli_on_fixtures, run_dirs, summary
+from tests.conftest import QUIET, run_cli, run_cli_on_fixtures, run_dirs, summary
 from tests.torchvision_files import md5_checks_skipped, write_image_folder
+from transferlab.data import Digits, ImageFolderSource, TorchvisionSource
 from transferlab.data.packaged import Mnist
-from transferlab.data.sources import Digits, ImageFolderSource, TorchvisionSource
 from transferlab.data.subsets import labels_of
 from transferlab.errors import UserError
 
-ONE_EPOCH = ["model=cnn", "mode=scratch", "epochs=1", "extras.print_config=false"]
+ONE_EPOCH = ["model=cnn", "mode=scratch", "epochs=1", QUIET]
 
 
 def _per_class(split) -> Counter:

@@ -9,16 +9,13 @@ import struct
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.conftest import run_cli, run_dirs, summary
-from transferlab.cli import CONF_DIR
+from tests.conftest import QUIET, compose_hydra, run_cli, run_dirs, summary
 from transferlab.report.compare import main as compare_main
-from transferlab.report.sweep import job_folders
+from transferlab.report.summary import job_folders
 
-CNN = ("model=cnn", "mode=scratch", "extras.print_config=false")
+CNN = ("model=cnn", "mode=scratch", QUIET)
 
 
 @pytest.fixture(scope="module")
@@ -116,26 +113,20 @@ def test_joblib_runs_jobs_in_parallel_processes_with_cores_divided(tmp_path):
 
 
 def test_slurm_launcher_config_extends_submitit():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
-    GlobalHydra.instance().clear()
+    cfg = compose_hydra("train", ["hydra/launcher=slurm"])
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.cpus_per_task and launcher.gpus_per_node == 1
 
 
 def test_slurm_launcher_runs_one_ddp_task_per_gpu_on_every_node():
-    GlobalHydra.instance().clear()
     overrides = [
         "hydra/launcher=slurm",
         "hydra.launcher.gpus_per_node=4",
         "trainer=multinode",
         "trainer.num_nodes=3",
     ]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides, return_hydra_config=True)
-    GlobalHydra.instance().clear()
+    cfg = compose_hydra("train", overrides)
     launcher = cfg.hydra.launcher
     assert (launcher.nodes, launcher.tasks_per_node) == (3, 4)
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 3

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 import torch
 import torchvision
 from PIL import Image
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import QUIET, logged, read_checkpoint, run_cli, run_dirs, summary
+from transferlab.checks.tensor_headers import BACKBONE_PREFIX
 from transferlab.models.lite0 import lite0_timm_state_dict
 
-QUIET = "extras.print_config=false"
 pytestmark = pytest.mark.slow
 
 
 def ckpt_state(run, name="best.ckpt") -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoints" / name, weights_only=True)["state_dict"]
+    return read_checkpoint(run, name)["state_dict"]
 
 
-def backbone(state: dict, prefix="net.backbone.") -> dict[str, torch.Tensor]:
+def backbone(state: dict, prefix=BACKBONE_PREFIX) -> dict[str, torch.Tensor]:
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
@@ -157,8 +155,7 @@ def _digits_cnn(tmp_path):
 
 
 def _trainable_per_epoch(run) -> list[float]:
-    with open(run / "csv" / "metrics.csv") as f:
-        return [float(r["params/trainable"]) for r in csv.DictReader(f) if r["params/trainable"]]
+    return [float(v) for v in logged(run, "params/trainable")]
 
 
 def test_gradual_unfreezes_on_schedule_under_ddp_sim(tmp_path):

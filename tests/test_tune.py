@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import math
 
-import torch
-
-from tests.conftest import run_cli, run_dirs, summary
-
-QUIET = "extras.print_config=false"
+from tests.conftest import QUIET, read_checkpoint, run_cli, run_dirs, summary
 
 
 def test_lr_find_plots_a_finite_suggestion_and_apply_trains_with_it(tmp_path):
@@ -29,7 +25,7 @@ def test_lr_find_plots_a_finite_suggestion_and_apply_trains_with_it(tmp_path):
     assert found["applied"] and math.isfinite(found["suggestion"])
     assert 1e-6 <= found["suggestion"] <= 1.0
     assert (run / "plots/lr_find.png").stat().st_size > 10_000
-    hparams = torch.load(run / "checkpoints/best.ckpt", weights_only=True)["hyper_parameters"]
+    hparams = read_checkpoint(run, "best.ckpt")["hyper_parameters"]
     assert hparams["optimizer"]["lr"] == found["suggestion"]  # eval.py sees what trained
     assert "lr finder suggests" in (run / "train.log").read_text()
 

@@ -4,7 +4,6 @@ record that predictions recomputed here (by a second, independent forward pass) 
 from __future__ import annotations
 
 import json
-import re
 
 import lightning as L
 import pytest
@@ -12,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from tests.conftest import run_cli, run_dirs, summary
+from tests.conftest import QUIET, TORCH_IMPORTED, run_cli, run_dirs, summary
 from transferlab.data.transforms import Preprocess
 from transferlab.errors import UserError
 from transferlab.models.backbones import torchvision_classifier
@@ -21,8 +20,6 @@ from transferlab.module import ClassifierModule
 from transferlab.pipeline import build_datamodule
 from transferlab.report.visualize import default_layers, find_layer
 
-QUIET = "extras.print_config=false"
-TORCH_IMPORTED = re.compile(r"\|\s+torch$", re.MULTILINE)
 CNN_PICTURES = {
     "filters.png",
     "feature_maps_block1.png",

@@ -15,11 +15,8 @@ from transferlab.checks import facts as model_facts
 from transferlab.errors import UserError
 from transferlab.models import lite0
 from transferlab.models.backbones import timm_classifier
-from transferlab.models.weights import (
-    is_transferlab_checkpoint,
-    load_transferlab_checkpoint,
-    read_state_dict,
-)
+from transferlab.models.loading import load_transferlab_checkpoint
+from transferlab.models.weights import describe, read_state_dict
 
 HEAD = {"hidden": [], "dropout": 0.0, "activation": "relu"}
 
@@ -95,14 +92,14 @@ def test_checkpoint_with_omegaconf_hyperparameters_is_readable(tmp_path):
     path = tmp_path / "run.ckpt"
     hparams = OmegaConf.create({"model": {"name": "resnet18", "head": {"hidden": [64]}}})
     torch.save({"state_dict": {"net.head.0.bias": torch.zeros(3)}, "hparams": hparams}, path)
-    assert is_transferlab_checkpoint(path)
+    assert describe(path).is_transferlab_checkpoint
     assert set(read_state_dict(path)) == {"net.head.0.bias"}
 
 
 def test_plain_state_dict_is_not_a_transferlab_checkpoint(tmp_path):
     path = tmp_path / "plain.pth"
     torch.save({"head.0.bias": torch.zeros(3)}, path)
-    assert not is_transferlab_checkpoint(path)
+    assert not describe(path).is_transferlab_checkpoint
 
 
 def _resnet18(num_classes: int):

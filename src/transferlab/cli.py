@@ -6,8 +6,6 @@ loads, so a typo costs a second, not a traceback after a model download.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
 import re
@@ -25,7 +23,7 @@ from transferlab import masking
 from transferlab.checks import overrides
 from transferlab.checks.commands import validate_eval, validate_train
 from transferlab.errors import UserError
-from transferlab.report import sweep
+from transferlab.runs import startup, sweeps
 
 log = logging.getLogger("transferlab")
 
@@ -38,7 +36,7 @@ _RUN_ID = secrets.token_hex(3)
 def _job_dirname(num: int, overrides: str) -> str:
     """`<job number>_<overrides>` made safe as one folder name (no slashes, bounded length).
 
-    Overrides shared by every job of the sweep are left out (report/sweep.py), and dotted
+    Overrides shared by every job of the sweep are left out (runs/sweeps.py), and dotted
     keys keep their last part: `model.unfreeze=2` reads `unfreeze=2`.
     """
     short = re.sub(r"(^|,)[+~]*(?:\w+\.)+(?=\w+=)", r"\1", overrides)
@@ -101,7 +99,7 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
     overrides = masking.mask_secrets(list(hc.overrides.task))
     _quiet_other_ranks()
     if hc.mode == RunMode.MULTIRUN and cfg.get("resume"):
-        done = sweep.completed_before(output_dir, overrides)
+        done = sweeps.completed_before(output_dir, overrides)
         if done is not None:
             log.info("Skipped: this job already completed in %s (+resume=true).", output_dir)
             return done["metrics"].get(cfg.get("optimized_metric") or "")
@@ -117,11 +115,11 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
     if extras.get("print_config") and _rank() == 0:
         _save_config_tree(cfg, output_dir)
 
-    from transferlab import distributed, pipeline
-    from transferlab.report import tracking
+    from transferlab import pipeline
     from transferlab.report.summary import write_summary
+    from transferlab.runs import distributed, loggers
 
-    sweep.limit_threads(hc.launcher)
+    sweeps.limit_threads(hc.launcher)
     slot = distributed.gpu_pool_slot(cfg, hc)
     try:
         result = pipeline.run_timed(getattr(pipeline, task), cfg, output_dir)
@@ -146,7 +144,7 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
         if _rank() == 0:
             write_summary(output_dir, status="completed", overrides=overrides, task=task, **result)
     finally:
-        tracking.finish_wandb(output_dir)
+        loggers.finish_wandb(output_dir)
     metrics = result["metrics"]
     for key in ("test/acc", "test/loss", "test/ece", "val/acc_best"):
         if key in metrics:
@@ -161,7 +159,7 @@ def _fail(err: UserError, output_dir: Path, overrides: list[str], mode: RunMode)
         write_summary(output_dir, status="failed", error=str(err), overrides=overrides)
     if mode == RunMode.MULTIRUN:
         # Returning (not raising) lets every sweeper run the other jobs; the end-of-sweep
-        # report (report/sweep.py) counts this one as failed from its summary.json.
+        # report (runs/sweeps.py) counts this one as failed from its summary.json.
         log.error("This job failed: %s", err)
         return None
     print(f"\nError: {err}\n", file=sys.stderr)
@@ -189,50 +187,10 @@ def _check_command_line(config_name: str) -> None:
         sys.exit(err.exit_code)
 
 
-def exit_fast(code: int = 0) -> None:
-    """End a finished train.py/eval.py process without the interpreter's teardown.
-
-    Freeing torch's modules and tensors one by one took 1.9 s after the last log line of a
-    13 s cached run. Everything a run writes is on disk by now; what Python would still do
-    is run here first: worker threads are joined, atexit hooks (W&B's finish, logging's
-    flush, multiprocessing's clean-up) run, stdout and stderr are flushed.
-    """
-    import atexit
-    import threading
-
-    shutdown = getattr(threading, "_shutdown", None)
-    if sys.getprofile() or sys.gettrace() or shutdown is None:
-        return  # cProfile, a debugger or coverage: they write their output at a normal exit
-    # What the interpreter does first: stop thread pools (torch.compile's, concurrent.futures)
-    # through their threading-exit hooks, then join the non-daemon threads. Joining them
-    # without those hooks waits forever on an idle pool worker.
-    shutdown()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
-            stream.flush()
-    os._exit(code)
-
-
-def _without_gc_until_training(main: Callable[[], None]) -> None:
-    """Run an entry point with the cyclic garbage collector off until its first batch.
-
-    Importing torch, Lightning, torchmetrics and timm allocates millions of long-lived
-    objects, and the collector's passes over them took 1.7 of the 5 s that those imports
-    took on 2 CPU cores. pipeline.gc_after_startup() turns it back on (freezing what was
-    loaded, so later passes skip it) before the first batch; this `finally` makes sure.
-    """
-    gc.disable()
-    try:
-        main()
-    finally:
-        gc.enable()
-
-
 def train() -> None:
     """python train.py [overrides]: fit, test, and write the run folder."""
     _check_command_line("train")
-    _without_gc_until_training(_train)
+    startup.without_gc_until_training(_train)
 
 
 def evaluate() -> None:
@@ -243,7 +201,7 @@ def evaluate() -> None:
         re.sub(r"^visualize=(?i:(true|false))$", r"visualize.enabled=\1", a) for a in sys.argv
     ]
     _check_command_line("eval")
-    _without_gc_until_training(_evaluate)
+    startup.without_gc_until_training(_evaluate)
 
 
 def compare() -> None:

@@ -50,7 +50,7 @@ def dataset_name(data: Any) -> str | None:
     target = str(source.get("_target_", ""))
     if target.endswith("ImageFolderSource"):
         return "image_folder"
-    if target.endswith("sources.Digits"):
+    if target.endswith(".Digits"):
         return "digits"
     if target.endswith("packaged.Mnist"):
         return "mnist"

@@ -52,7 +52,7 @@ MODES = {
             "gradual",
             trains="none",
             weights="required",
-            callbacks=("transferlab.finetune.schedule:GradualUnfreezing",),
+            callbacks=("transferlab.finetune.gradual:GradualUnfreezing",),
         ),
         Mode("distill", trains="all", weights="optional", teacher=True),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,7 +13,8 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
-from transferlab import modes, schedulers
+from transferlab import lr_schedules, modes
+from transferlab.checks.tensor_headers import WeightsFile
 from transferlab.data.transforms import Preprocess
 from transferlab.distill import Teacher, distillation_loss
 from transferlab.errors import UserError
@@ -61,6 +61,8 @@ class ClassifierModule(L.LightningModule):
         images with the weights of its checkpoint."""
         super().__init__()
         self.save_hyperparameters(ignore=["load_weights", "feature_input"])
+        # Its state_dict names are NET_PREFIX + the network's: how a run's checkpoint is told
+        # apart before torch loads (checks.tensor_headers; test_weights_file asserts it).
         self.net = build_model(
             model,
             num_classes=num_classes,
@@ -109,8 +111,6 @@ class ClassifierModule(L.LightningModule):
             self.teacher_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # a resumed run remembers its best epoch
-        self._epoch_start = 0.0
-        self.first_batch_at: float | None = None  # perf_counter of the first training batch
 
     @property
     def preprocess(self) -> Preprocess:
@@ -216,15 +216,7 @@ class ClassifierModule(L.LightningModule):
         if self.trainer.ckpt_path is None:
             self.val_acc_best.reset()
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if self.first_batch_at is None:
-            self.first_batch_at = time.perf_counter()
-
-    def on_train_epoch_start(self) -> None:
-        self._epoch_start = time.perf_counter()
-
     def on_train_epoch_end(self) -> None:
-        self.log("time/epoch_s", time.perf_counter() - self._epoch_start)
         trainable, total = self.param_counts()
         self.log("params/trainable", float(trainable))
         self.log("params/total", float(total))
@@ -265,15 +257,21 @@ class ClassifierModule(L.LightningModule):
             return optimizer
         return {
             "optimizer": optimizer,
-            "lr_scheduler": schedulers.lightning_config(
+            "lr_scheduler": lr_schedules.lightning_config(
                 dict(self.hparams.scheduler), optimizer, self.trainer
             ),
         }
 
 
+def load_run(checkpoint: str | Path) -> ClassifierModule:
+    """A run's module from its checkpoint, read from the handle its header check opened."""
+    return WeightsFile.of(checkpoint).load(
+        lambda stream: ClassifierModule.load_from_checkpoint(
+            stream, map_location="cpu", weights_only=True
+        )
+    )
+
+
 def load_teacher(checkpoint: str | Path, student: Preprocess, num_classes: int) -> Teacher:
     """mode=distill's frozen teacher: a run's checkpoint, fed the student's batches."""
-    loaded = ClassifierModule.load_from_checkpoint(
-        checkpoint, map_location="cpu", weights_only=True
-    )
-    return Teacher(loaded, checkpoint, student, num_classes)
+    return Teacher(load_run(checkpoint), checkpoint, student, num_classes)

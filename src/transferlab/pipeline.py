@@ -6,7 +6,6 @@ evaluated the way it was trained.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from pathlib import Path
@@ -18,9 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
-import transferlab
-from transferlab import distributed, input_size, modes, resume
-from transferlab.checkpoints import AtomicCheckpointIO
+from transferlab import input_size, modes
 from transferlab.checks.data import other_class_count
 from transferlab.checks.model import too_small
 from transferlab.data.datamodule import ImageDataModule
@@ -30,8 +27,11 @@ from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
 from transferlab.models.classifier import Classifier
 from transferlab.models.measure_facts import check_built
-from transferlab.module import ClassifierModule
-from transferlab.report import tracking
+from transferlab.module import ClassifierModule, load_run
+from transferlab.runs import distributed, resume, startup
+from transferlab.runs.checkpoints import AtomicCheckpointIO
+from transferlab.runs.loggers import instantiate_logger
+from transferlab.runs.timing import RunTimer, job_started
 
 log = logging.getLogger("transferlab")
 
@@ -124,8 +124,8 @@ def build_datamodule(
     )
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
-    """Trainer with the configured callbacks and loggers; the CSV logger is always on."""
+def build_trainer(cfg: DictConfig, output_dir: Path, extra: list | None = None) -> L.Trainer:
+    """Trainer with the configured callbacks (then `extra`) and loggers; CSV is always on."""
     distributed.install()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if cfg.get("mode"):  # eval.py's config has none
@@ -134,12 +134,14 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
         from transferlab.averaging import EMA
 
         callbacks.append(EMA(decay=float(ema)))
+    callbacks.append(RunTimer())  # time/epoch_s and start-up, after the others' epoch work
+    callbacks += extra or []  # last, as before: eval.py's pictures record the test pass
     csv_logger = CSVLogger(save_dir=str(output_dir), name="", version="csv")
     if cfg.get("ckpt_path") and (output_dir / "csv" / "metrics.csv").is_file():
         resume.reload_csv_rows(csv_logger, cfg.ckpt_path)  # resuming in place
     loggers: list[Logger] = [csv_logger]
     for node in (cfg.get("logger") or {}).values():
-        if node and (logger := tracking.instantiate_logger(node, cfg)) is not None:
+        if node and (logger := instantiate_logger(node, cfg)) is not None:
             loggers.append(logger)
     # head=svm|logreg is fitted before fit: one epoch logs, checkpoints and validates it
     fitted = cfg.get("mode") and feature_training.fits_head(cfg)
@@ -189,25 +191,9 @@ def preview(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     return {"metrics": {}, "epochs": 0, "preview": str(path)}
 
 
-def gc_after_startup() -> None:
-    """Turn the garbage collector back on once start-up is over (cli turned it off).
-
-    Freezing first moves every object alive now (modules, the model, the data) out of the
-    collector's generations: they live as long as the run, and later passes skip them.
-    """
-    if not gc.isenabled():
-        gc.freeze()
-        gc.enable()
-
-
-_jobs_before = 0  # jobs this process ran before (Hydra runs a sweep's jobs in one process)
-
-
 def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Fit and test as configured; returns the fields of summary.json."""
-    global _jobs_before  # a sweep's later jobs count their start-up from their own start
-    origin = transferlab.STARTED if _jobs_before == 0 else time.perf_counter()
-    _jobs_before += 1
+    started = job_started()
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("preview"):
         return preview(cfg, output_dir)
@@ -216,7 +202,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if cfg.get("compile"):
         module.net.compile()  # in place: state_dict keys and checkpoints stay as they are
     datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
-    gc_after_startup()
+    startup.gc_after_startup()
     metrics: dict[str, float] = {}
     extra: dict[str, Any] = {}
     if cfg.train and cfg.get("tune") and not cfg.get("ckpt_path"):
@@ -229,10 +215,10 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         train_time_s = round(time.perf_counter() - start, 3)
-        if module.first_batch_at is not None:
+        if (startup_s := RunTimer.of(trainer).startup_s(started)) is not None:
             # Imports, config checks, build and any feature pass: what a user waits through.
-            extra["startup_s"] = round(module.first_batch_at - origin, 3)
-            log.info("Start-up to the first training batch: %.1f s", extra["startup_s"])
+            extra["startup_s"] = startup_s
+            log.info("Start-up to the first training batch: %.1f s", startup_s)
         if module.feature_input and cfg.features.get("save_backbone", True):
             _complete_checkpoints(module, trainer)
         metrics.update(_metrics(trainer))
@@ -264,7 +250,7 @@ def _complete_checkpoints(module, trainer: L.Trainer) -> None:
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Test a checkpoint, on its own data or on `data=...`; returns the fields of summary.json."""
     ckpt = Path(cfg.ckpt_path)  # checks.commands.validate_eval checked that it exists
-    module = ClassifierModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    module = load_run(ckpt)  # from the handle validate_eval's header check opened
     hp = module.hparams
     data_cfg = to_dict(cfg.data) if cfg.get("data") else hp["data"]
     source = instantiate(data_cfg["source"])
@@ -273,14 +259,13 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         raise other_class_count(hp["num_classes"], target, len(source.classes), ckpt)
     seed = data_cfg.get("seed", cfg.seed)
     datamodule = build_datamodule(data_cfg, source, module.preprocess, cfg.batch_size, seed)
-    trainer = build_trainer(cfg, output_dir)
     pictures = None
     if (cfg.get("visualize") or {}).get("enabled"):
         from transferlab.report.visualize import ModelPictures  # grad-cam, sklearn: on demand
 
-        pictures = ModelPictures(to_dict(cfg.visualize), module, seed)
-        trainer.callbacks.append(pictures)  # it records the test pass
-    gc_after_startup()
+        pictures = ModelPictures(to_dict(cfg.visualize), module, seed)  # records the test pass
+    trainer = build_trainer(cfg, output_dir, extra=[pictures] if pictures else None)
+    startup.gc_after_startup()
     trainer.test(module, datamodule=datamodule)
     if pictures is not None:
         pictures.save(output_dir / "plots")

@@ -2,9 +2,9 @@
 
 Training scripts of the PyTorch ImageNet example's era (CSAIL's Places365 models among
 them) save `{"epoch", "arch", "state_dict", "best_prec1"}`, with DataParallel's `module`
-in the name of every tensor it wrapped. The header check (`checks.tensor_headers`) and the loader
-(`models.weights`) unwrap such files here alike, so both judge the same names. Caffe and
-Keras files, which no torch loader reads, are named here with how to convert them.
+in the name of every tensor it wrapped. The header check (`checks.tensor_headers`) and the
+loader (`models.weights`) unwrap such files here alike, so both judge the same names. Caffe
+and Keras files, which no torch loader reads, are named here with how to convert them.
 """
 
 from __future__ import annotations
@@ -106,8 +106,11 @@ def loaded(source: str, unwrapped: list[str], head: dict, num_classes: int) -> s
     return "; ".join(parts)
 
 
-def refuse_foreign(file: Path) -> None:
-    """Raise UserError for a Caffe or Keras (HDF5) file, saying how to convert it."""
+def refuse_foreign(file: Path, head: bytes) -> None:
+    """Raise UserError for a Caffe or Keras (HDF5) file, saying how to convert it.
+
+    `head`: the file's first bytes (at least `len(HDF5_MAGIC)`), read by whoever opened it.
+    """
     if file.suffix in CAFFE_SUFFIXES:
         what = (
             "a Caffe model (.caffemodel, protobuf)"
@@ -124,9 +127,7 @@ def refuse_foreign(file: Path) -> None:
             "read BGR pixels in 0-255: reverse conv1's input channels and rescale its weights "
             "for torchvision's normalised RGB input."
         )
-    with open(file, "rb") as f:
-        hdf5 = f.read(len(HDF5_MAGIC)) == HDF5_MAGIC
-    if hdf5:
+    if head.startswith(HDF5_MAGIC):
         raise UserError(
             f"The weights file {str(file)!r} is a Keras HDF5 file, which torch cannot read; "
             f"{LOADABLE}. Convert it first: read each layer's weights with h5py, transpose "

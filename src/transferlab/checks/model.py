@@ -114,7 +114,7 @@ def _choose(name: str) -> str:
 def _checkpoint_fits(file: Path, header, model: DictConfig, facts: dict | None) -> None:
     """A run's checkpoint must hold this model's backbone (its head may differ)."""
     written = header.hparams.get("model") or {}
-    prefix = "net.backbone."
+    prefix = tensor_headers.BACKBONE_PREFIX
     body = {k[len(prefix) :]: v for k, v in header.shapes.items() if k.startswith(prefix)}
     if not body:
         return  # written without its backbone (features.save_backbone=false): the loader says

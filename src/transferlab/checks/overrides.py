@@ -20,6 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from transferlab import compat
 from transferlab.errors import UserError
 
 _UNKNOWN_KEY = re.compile(r"Could not override '([^']+)'")
@@ -146,7 +147,7 @@ def _keys(cfg: DictConfig, prefix: str = "") -> Iterator[str]:
     for key in cfg:
         path = f"{prefix}{key}"
         yield path
-        node = cfg._get_node(key)
+        node = compat.config_node(cfg, key)
         if isinstance(node, DictConfig) and not OmegaConf.is_missing(cfg, key):
             yield from _keys(node, f"{path}.")
 

@@ -10,10 +10,10 @@ import importlib
 
 _HOMES = {
     "ImageDataModule": "datamodule",
-    "Digits": "sources",
-    "ImageFolderSource": "sources",
+    "Digits": "digits",
+    "ImageFolderSource": "image_folder",
     "ImageSource": "sources",
-    "TorchvisionSource": "sources",
+    "TorchvisionSource": "torchvision_sets",
     "BatchTransform": "transforms",
     "Preprocess": "transforms",
     "item_transform": "transforms",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib
 import io
 import itertools
 import logging
@@ -27,9 +26,11 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
+from transferlab import compat
 from transferlab.atomic import atomic_write
-from transferlab.data.sources import Splits, TensorImages, TorchvisionSource
+from transferlab.data.sources import Splits, TensorImages
 from transferlab.data.subsets import cut
+from transferlab.data.torchvision_sets import TorchvisionSource
 from transferlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,7 @@ class _ArraysOnly(pickle.Unpickler):
         if (module, name) in (("numpy", "ndarray"), ("numpy", "dtype")):
             return getattr(np, name)
         if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            core = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
-            return importlib.import_module(f"{core}.multiarray")._reconstruct
+            return compat.numpy_array_reconstructor()
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
 
 

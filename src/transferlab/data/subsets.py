@@ -14,11 +14,10 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 
+from transferlab.data.sources import Splits
 from transferlab.errors import UserError
 
 log = logging.getLogger("transferlab")
-
-Splits = tuple[Dataset, Dataset, Dataset]
 
 
 def labels_of(dataset: Dataset) -> list[int]:

@@ -24,7 +24,10 @@ from torch.utils.data import Dataset, Subset
 
 from transferlab.atomic import atomic_write, atomic_write_text
 from transferlab.data.folders import is_image
-from transferlab.data.sources import ImageFiles, TensorImages, labels_of, torchvision_files
+from transferlab.data.image_folder import ImageFiles
+from transferlab.data.sources import TensorImages
+from transferlab.data.subsets import labels_of
+from transferlab.data.torchvision_sets import torchvision_files
 
 log = logging.getLogger("transferlab")
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from transferlab import compat
 from transferlab.errors import UserError
 from transferlab.models.classifier import Classifier, build_head
 
@@ -45,7 +46,7 @@ class LayerFeatures(nn.Module):
             self.add_module(name, child)
         for name, param in backbone.named_parameters(recurse=False):
             self.register_parameter(name, param)
-        transient = backbone._non_persistent_buffers_set
+        transient = compat.non_persistent_buffers(backbone)
         for name, buffer in backbone.named_buffers(recurse=False):
             self.register_buffer(name, buffer, persistent=name not in transient)
         object.__setattr__(self, "_backbone", backbone)  # called, but not registered twice

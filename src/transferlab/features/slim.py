@@ -12,12 +12,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from transferlab.checks.tensor_headers import BACKBONE_PREFIX as PREFIX
 from transferlab.errors import UserError
 from transferlab.features.cache import state_digest
 
 log = logging.getLogger("transferlab")
-
-PREFIX = "net.backbone."
 
 
 def drop_backbone(checkpoint: dict[str, Any]) -> None:
@@ -61,7 +60,7 @@ def complete_checkpoints(module, folder: Path) -> None:
     import torch
 
     from transferlab.atomic import atomic_write
-    from transferlab.checkpoints import link
+    from transferlab.runs.checkpoints import link
 
     completed: dict[tuple[int, int], Path] = {}  # a file's identity before -> its new version
     for path in sorted(Path(folder).glob("*.ckpt")):

@@ -34,7 +34,15 @@ log = logging.getLogger("transferlab")
 
 SPLITS = ("train", "val", "test")
 # Their code decides the numbers a feature pass yields, so their text is part of the key.
-_CODE = ("data/sources.py", "data/memory.py", "data/transforms.py", "features/extract.py")
+_CODE = (
+    "data/sources.py",
+    "data/digits.py",
+    "data/torchvision_sets.py",
+    "data/image_folder.py",
+    "data/memory.py",
+    "data/transforms.py",
+    "features/extract.py",
+)
 _PACKAGES = ("torch", "torchvision", "timm", "numpy", "pillow", "scikit-learn")
 
 

@@ -29,16 +29,49 @@ def build_model(
     """
     args = {k: v for k, v in cfg.items() if k not in POLICY_KEYS}
     weights = args.get("weights") if load_weights else None
-    if weights:
-        from transferlab.models import weights as weights_io
-    from_run = bool(weights and weights_io.is_transferlab_checkpoint(weights))
-    if from_run:
-        # Same stem as the run that wrote it (an MNIST CNN reads 1 channel, also on SVHN).
-        in_chans = weights_io.checkpoint_hparams(weights).get("in_chans", in_chans)
-    if not load_weights or from_run:
+    if not load_weights:
         args.update(pretrained=False, weights=None)
+    if weights:
+        net = _from_file(args, weights, num_classes, in_chans, image_size)
+    else:
+        net = _instantiate(args, num_classes, in_chans, image_size)
+    if features:
+        from transferlab.features.extract import read_layers
+
+        read_layers(net, features, head=args.get("head"))
+    return net
+
+
+def _from_file(
+    args: dict, weights: str, num_classes: int, in_chans: int, image_size: int | None
+) -> Classifier:
+    """A run's checkpoint fills a bare network; any other file its builder loads.
+
+    The file is opened once: the config checks read its header, the load reads the rest
+    from the same handle, and it is closed (and any load kept for it dropped) here.
+    """
+    from transferlab.checks.tensor_headers import WeightsFile
+    from transferlab.models import loading
+    from transferlab.models import weights as weights_io
+
+    file = WeightsFile.of(weights)
     try:
-        net = instantiate(
+        header = weights_io.describe(weights)
+        if not header.is_transferlab_checkpoint:
+            return _instantiate(args, num_classes, in_chans, image_size)
+        # Same stem as the run that wrote it (an MNIST CNN reads 1 channel, also on SVHN).
+        in_chans = header.hparams.get("in_chans", in_chans)
+        bare = {**args, "pretrained": False, "weights": None}
+        net = _instantiate(bare, num_classes, in_chans, image_size)
+        loading.load_transferlab_checkpoint(net, weights)
+        return net
+    finally:
+        file.release()
+
+
+def _instantiate(args: dict, num_classes: int, in_chans: int, image_size: int | None):
+    try:
+        return instantiate(
             args, num_classes=num_classes, in_chans=in_chans, image_size=image_size, _convert_="all"
         )
     except InstantiationException as err:
@@ -46,10 +79,3 @@ def build_model(
         if isinstance(err.__cause__, UserError):
             raise err.__cause__ from None
         raise
-    if from_run:
-        weights_io.load_transferlab_checkpoint(net, weights)
-    if features:
-        from transferlab.features.extract import read_layers
-
-        read_layers(net, features, head=args.get("head"))
-    return net

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from transferlab.errors import UserError
+from transferlab.models.weights import read_state_dict
 
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 # Blocks per stage in EfficientNet-Lite0; lukemelas numbers blocks 0..15 across stages.
@@ -91,5 +92,4 @@ def to_timm_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 def lite0_timm_state_dict() -> dict[str, torch.Tensor]:
     """The packaged ImageNet weights as a full `tf_efficientnet_lite0` state_dict (296 tensors)."""
-    path = packaged_weights_path()
-    return to_timm_names(torch.load(path, weights_only=True, map_location="cpu"))
+    return to_timm_names(read_state_dict(packaged_weights_path()))

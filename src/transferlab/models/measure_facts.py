@@ -9,15 +9,15 @@ caches what it measured, so the next run under these versions checks before torc
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
+from transferlab import compat
 from transferlab.atomic import atomic_write_text
 from transferlab.checks import facts as model_facts
 from transferlab.models.classifier import Classifier
@@ -31,25 +31,6 @@ _PROBES = (64, 56, 48, 42, 32, 28, 16, 14, 8, 1)
 # (weight init goes through slow decompositions there), never change a shape.
 _IN_PLACE = ("normal_", "uniform_", "fill_", "zero_", "clamp_", "erfinv_", "mul_", "add_")
 _IN_PLACE += ("div_", "sub_", "copy_", "exponential_", "bernoulli_", "random_", "sqrt_")
-
-
-@contextlib.contextmanager
-def _no_init_on_meta() -> Iterator[None]:
-    saved = {name: getattr(torch.Tensor, name) for name in _IN_PLACE}
-
-    def skipping(method):
-        def call(self, *args, **kwargs):
-            return self if self.is_meta else method(self, *args, **kwargs)
-
-        return call
-
-    for name, method in saved.items():
-        setattr(torch.Tensor, name, skipping(method))
-    try:
-        yield
-    finally:
-        for name, method in saved.items():
-            setattr(torch.Tensor, name, method)
 
 
 def builder(kind: str, name: str) -> Callable[[int | None], Classifier]:
@@ -148,7 +129,8 @@ def smallest_input(build: Callable[[int | None], Classifier], fixed: bool) -> in
 
 
 def _on_meta(build: Callable[[int | None], Classifier], size: int | None) -> Classifier:
-    with _no_init_on_meta(), torch.device("meta"):  # not in forward: a misfit add_ must fail
+    # Not in forward: a misfit add_ must fail there.
+    with compat.tensor_methods_skipped_on_meta(_IN_PLACE), torch.device("meta"):
         return build(size)
 
 

@@ -1,8 +1,10 @@
-"""Reading weight files, loading them strictly, and finding pretrained weights offline.
+"""Reading weight files, and finding pretrained weights offline.
 
 Every file is read with `torch.load(weights_only=True)` or safetensors: a weights file
-never runs code. Pretrained downloads are checked first (local cache, then a 3 s network
-probe), so an offline machine gets a clear error at once instead of a minute of retries.
+never runs code. Each is read through its `WeightsFile`, from the handle the header check
+opened, so a run opens it once. Pretrained downloads are checked first (local cache, then a
+3 s network probe), so an offline machine gets a clear error at once instead of a minute of
+retries.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import threading
 import typing
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import huggingface_hub
 import omegaconf
@@ -25,11 +27,11 @@ import safetensors
 import safetensors.torch
 import torch
 from huggingface_hub import constants as hf_constants
-from torch import nn
 from torchvision.models import WeightsEnum
 
 from transferlab import published
-from transferlab.checks.tensor_headers import unreadable
+from transferlab.checks import tensor_headers
+from transferlab.checks.tensor_headers import TensorFile, WeightsFile, unreadable
 from transferlab.errors import UserError
 from transferlab.models.timm_lib import timm
 
@@ -69,16 +71,8 @@ OFFLINE_ALTERNATIVE = (
 )
 
 
-def _read(path: str | os.PathLike) -> object:
+def _deserialize(stream: IO[bytes], file: Path) -> object:
     """The object stored in a weights file, read without running any pickled code."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise UserError(
-            f"The weights file {str(path)!r} does not exist (looked at {file.absolute()}). "
-            "Give an existing .pth/.pt/.safetensors/.ckpt file, e.g. "
-            "model.weights=/path/to/resnet18.pth, or model.weights=null."
-        )
-    published.refuse_foreign(file)
     if not file.name.endswith(SUFFIXES):
         raise UserError(
             f"The weights file {str(file)!r} has the suffix {file.suffix!r}; expected one of "
@@ -87,13 +81,27 @@ def _read(path: str | os.PathLike) -> object:
         )
     try:
         if file.suffix == ".safetensors":
-            return safetensors.torch.load_file(file, device="cpu")
+            return safetensors.torch.load(stream.read())
         with torch.serialization.safe_globals(_CHECKPOINT_GLOBALS):
-            return torch.load(file, weights_only=True, map_location="cpu")
+            return torch.load(stream, weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as err:
         raise unreadable(file, err) from err
     except safetensors.SafetensorError as err:
         raise unreadable(file, err) from err
+
+
+def _is_tensor(value: object) -> bool:
+    return isinstance(value, torch.Tensor)
+
+
+def describe(path: str | os.PathLike) -> TensorFile:
+    """Names, shapes and hparams of a weights file: its header's, or, where only torch can
+    tell, the loaded file's (kept for the load that follows: the file is read once)."""
+    file = WeightsFile.of(path)
+    if (header := file.header) is not None:
+        return header
+    data = file.load(lambda stream: _deserialize(stream, file.path), keep=True)
+    return tensor_headers.describe(data, _is_tensor, lambda t: tuple(t.shape))
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -103,116 +111,16 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], list[str]]:
     """A file's tensors, unwrapped from a published layout (`published.unwrap`); and how."""
-    data, unwrapped = published.unwrap(_read(path), lambda v: isinstance(v, torch.Tensor))
-    if not isinstance(data, dict) or not any(isinstance(v, torch.Tensor) for v in data.values()):
+    file = WeightsFile.of(path)
+    data = file.load(lambda stream: _deserialize(stream, file.path))
+    data, unwrapped = published.unwrap(data, _is_tensor)
+    if not isinstance(data, dict) or not any(_is_tensor(v) for v in data.values()):
         raise UserError(
             f"The weights file {str(path)!r} holds no state_dict (a mapping of names to "
             f"tensors); found {type(data).__name__}. Save torch.save(model.state_dict(), "
             "'weights.pth') and pass that file as model.weights=<file>."
         )
-    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}, unwrapped
-
-
-def is_transferlab_checkpoint(path: str | os.PathLike) -> bool:
-    """True for a Lightning checkpoint written by transferlab (its network lives under `net.`)."""
-    data = _read(path)
-    state = data.get("state_dict") if isinstance(data, dict) else None
-    return isinstance(state, dict) and any(str(k).startswith("net.") for k in state)
-
-
-def checkpoint_hparams(path: str | os.PathLike) -> dict:
-    """The hyper-parameters a transferlab checkpoint was written with ({} if none)."""
-    data = _read(path)
-    hparams = data.get("hyper_parameters") if isinstance(data, dict) else None
-    return dict(hparams) if isinstance(hparams, dict) else {}
-
-
-def _few(keys: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(keys[:limit])
-    return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
-
-
-def _mismatches(
-    own: dict[str, torch.Tensor], given: dict[str, torch.Tensor]
-) -> tuple[list[str], list[str], list[str]]:
-    """(missing, unexpected, shape-mismatched) keys of `given` against `own`."""
-    # BatchNorm fills in a missing counter itself, and older files lack it.
-    missing = [k for k in own if k not in given and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in given if k not in own]
-    shapes = [
-        f"{k} {tuple(given[k].shape)} in the file, {tuple(own[k].shape)} in the model"
-        for k in own
-        if k in given and given[k].shape != own[k].shape
-    ]
-    return missing, unexpected, shapes
-
-
-def _describe(missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing keys ({_few(missing)})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
-    if shapes:
-        parts.append(f"{len(shapes)} shape mismatches ({_few(shapes, 3)})")
-    return "; ".join(parts)
-
-
-def load_native_weights(
-    module: nn.Module,
-    state_dict: dict[str, torch.Tensor],
-    *,
-    drop: Sequence[str],
-    model_name: str,
-    source: str,
-) -> dict[str, tuple[int, ...]]:
-    """Load a library's own state_dict strictly, less the original classifier (`drop`).
-
-    Returns the shapes of the classifier tensors left out, by name (for the log).
-    """
-    kept = {k: v for k, v in state_dict.items() if not k.startswith(tuple(drop))}
-    problems = _mismatches(module.state_dict(), kept)
-    if any(problems):
-        raise UserError(
-            f"The weights {source!r} do not fit model {model_name!r}: {_describe(*problems)}. "
-            f"The file is for another architecture; pass a state_dict saved from {model_name} "
-            f"(e.g. torch.save(model.state_dict(), 'weights.pth')), or choose the model= that "
-            "the file was saved from."
-        )
-    module.load_state_dict(kept, strict=False)
-    return {k: tuple(v.shape) for k, v in state_dict.items() if k not in kept}
-
-
-def load_transferlab_checkpoint(classifier: nn.Module, path: str | os.PathLike) -> list[str]:
-    """Load a transferlab checkpoint's `net.*` tensors; returns the head keys left re-initialised.
-
-    The backbone must match exactly; head tensors whose shape differs (another class count
-    or head layout) keep their fresh initialisation.
-    """
-    state = {k[4:]: v for k, v in read_state_dict(path).items() if k.startswith("net.")}
-    own = classifier.state_dict()
-    fresh = [k for k in own if k.startswith("head.") and _differs(own[k], state.get(k))]
-    body_own = {k: v for k, v in own.items() if not k.startswith("head.")}
-    body_file = {k: v for k, v in state.items() if not k.startswith("head.")}
-    problems = _mismatches(body_own, body_file)
-    if not state or any(problems):
-        found = _describe(*problems) if state else "no tensors under 'net.'"
-        raise UserError(
-            f"The checkpoint {str(path)!r} does not fit this model's backbone: {found}. It was "
-            "written for another model or input channel count; use the same model= (and "
-            "data=) as the run that wrote it, or a checkpoint of this model."
-        )
-    kept = {k: v for k, v in state.items() if k in own and k not in fresh}
-    classifier.load_state_dict(kept, strict=False)
-    if fresh:
-        log.info("Loaded %s; re-initialised head tensors (new shape): %s", path, ", ".join(fresh))
-    else:
-        log.info("Loaded %s; every tensor matched", path)
-    return fresh
-
-
-def _differs(own: torch.Tensor, given: torch.Tensor | None) -> bool:
-    return given is None or given.shape != own.shape
+    return {k: v for k, v in data.items() if _is_tensor(v)}, unwrapped
 
 
 def hub_checkpoint_dir() -> Path:

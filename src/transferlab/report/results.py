@@ -1,11 +1,11 @@
 """`make results`: run the offline experiments as seed sweeps and write docs/results.md.
 
-Each experiment runs as `python train.py -m experiment=<name>` (its own seeds and arms)
-plus the overrides in its `page` field that fit the whole page into 45 minutes on 2 CPU
-cores; compare.py then groups the runs that differ only in seed. The page holds that table
-per experiment beside the seed's own figure where it has one (seed_figures.FIGURES), the
-test-accuracy plot, the exact command, its wall time, a table of the targets, and the date,
-versions and machine.
+The experiments, their targets and the seeds' figures are data, in results.yaml. Each
+experiment runs as `python train.py -m experiment=<name>` (its own seeds and arms) plus
+the overrides in its `page` field that fit the whole page into 45 minutes on 2 CPU cores;
+compare.py then groups the runs that differ only in seed. The page holds that table per
+experiment beside the seed's own figure where it has one, the test-accuracy plot, the
+exact command, its wall time, a table of the targets, and the date, versions and machine.
 
     RESULTS_QUICK=1   1 epoch on 300 images per split: checks the machinery in minutes
     RESULTS_ONLY=a,b  only these experiments (names as in conf/experiment/); over an
@@ -13,7 +13,7 @@ versions and machine.
     RESULTS_OUT=dir   where the page and its plots go (default: docs/)
 
 `python -m transferlab.report.results refill` runs nothing: it rewrites the existing page's
-seed's-figure column and its explanatory note from this code, every measurement as it was.
+seed's-figure column and its explanatory note from results.yaml, every measurement as it was.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from pathlib import Path
 import pandas as pd
 
 from transferlab.report import results_page, seed_figures
-from transferlab.report.compare import find_runs, load_run, varying_keys
+from transferlab.report.run_folders import find_runs, load_run, varying_keys
 from transferlab.report.seeds import formatted_groups, seed_groups
 
 ROOT = Path(__file__).resolve().parents[3]
-QUICK = ["epochs=1", "data.source.limit=300"]
+QUICK = list(results_page.page_data()["quick"])
 
 
 @dataclass(frozen=True)
@@ -49,83 +49,15 @@ class Experiment:
     note: str = ""
 
 
-MNIST_CNN = ("batch_size=128", "lr=5e-3", "scheduler=onecycle")
-EXPERIMENTS = [
-    Experiment("sgd_vs_adam", "Seed 000: SGD vs Adam, small CNN from scratch on digits"),
-    Experiment("leaky_relu_vs_tanh", "Seed 000: LeakyReLU vs Tanh in the same CNN"),
-    Experiment(
-        "finetune_vs_feature_extract",
-        "Seed 000: fine-tuning vs feature extraction (Lite0, digits at 64 px), with wall time",
-    ),
-    Experiment(
-        "cnn_mnist_vs_digits",
-        "Seed 001 (offline twin): vanilla CNN from scratch on all of MNIST",
-        page=("data=mnist", "epochs=3", *MNIST_CNN),
-        note="The digits arm of this experiment is in sgd_vs_adam and in the transfer rows "
-        "below; here the budget goes to MNIST (50,000 training images, the 10,000 test images).",
-    ),
-    Experiment(
-        "cnn_adam_tanh",
-        "Seed 001: Adam + Tanh CNN on MNIST",
-        page=("data.source.limit=10000",),
-        note="data.source.limit=10000 trains on 10,000 of the 50,000 training images; "
-        "val and test keep all 10,000 of theirs.",
-    ),
-    Experiment(
-        "transfer_mnist_cnn_to_digits",
-        "Seed 001: a CNN trained on MNIST, fine-tuned / frozen on digits, beside the same "
-        "CNN trained on digits from scratch (all at 28 px)",
-        source_run=("data=mnist", "model=cnn", "mode=scratch", "epochs=1", *MNIST_CNN),
-    ),
-    Experiment(
-        "transfer_digits_cnn_to_mnist",
-        "The reverse: a CNN trained on digits (8 px), fine-tuned / frozen on MNIST at 8 px, "
-        "beside the same CNN trained on MNIST at 8 px from scratch",
-        source_run=("data=digits", "model=cnn", "mode=scratch", "epochs=10"),
-        page=("data.source.limit=10000",),
-        note="data.source.limit=10000: 10,000 training images; val and test keep all theirs.",
-    ),
-    Experiment(
-        "lite0_mnist_finetune_vs_features_vs_svm",
-        "Lite0 on MNIST: fine-tune vs frozen features vs partial vs multi-layer SVM",
-        page=("data.image_size=32", "epochs=2", "scheduler=onecycle", "seed=0"),
-        note="One seed, two epochs over all 50,000 training images at 32 px with a one-cycle "
-        "schedule, tested on the 10,000 official test images (one epoch had reached test/acc "
-        "0.987 on 2026-12-02, short of 0.99). Fine-tuning Lite0 on 2 CPU cores is the cost: "
-        "the wall times below. The rows are single runs (n=1): no interval, no winner.",
-    ),
-    Experiment("lite0_head_512_vs_64", "Seed 004 (offline twin): head of 512 vs 64 units"),
-    Experiment(
-        "lite0_unfreeze_last_1_2_3",
-        "Seed 004 (offline twin): unfreeze the last 1/2/3 layer groups",
-        page=("epochs=2",),
-    ),
-    Experiment(
-        "lite0_early_stopping",
-        "Seed 004 (offline twin): early stopping vs all epochs, a 512-unit head on frozen features",
-    ),
-    Experiment(
-        "lite0_svm_vs_finetune_vs_scratch",
-        "Seed 004 (offline twin): multi-layer L2 features + SVM vs fine-tuning vs scratch",
-        page=("data.image_size=32",),
-    ),
-]
-# Left off the page: lite0_finetune_vs_feature_extract_on_digit_sets repeats
-# finetune_vs_feature_extract on digits and the MNIST rows above.
+def _experiment(entry: dict) -> Experiment:
+    lists = {k: tuple(entry[k]) for k in ("source_run", "page") if k in entry}
+    return Experiment(**{**entry, **lists})
 
-# What issue #14 asked the page to show: (label, experiment, row, lowest test accuracy).
+
+EXPERIMENTS = [_experiment(entry) for entry in results_page.page_data()["experiments"]]
+# (label, experiment, row, lowest test accuracy or None: compare)
 TARGETS = [
-    ("Scratch CNN on MNIST", "cnn_mnist_vs_digits", "", 0.99),
-    ("Lite0 fine-tuned on MNIST", "lite0_mnist_finetune_vs_features_vs_svm", "finetune", 0.99),
-    (
-        "Lite0 frozen multi-layer features + SVM on MNIST",
-        "lite0_mnist_finetune_vs_features_vs_svm",
-        "svm_layers",
-        0.97,
-    ),
-    ("MNIST CNN fine-tuned on digits", "transfer_mnist_cnn_to_digits", "finetune", None),
-    ("MNIST CNN, frozen, on digits", "transfer_mnist_cnn_to_digits", "feature_extract", None),
-    ("The same CNN on digits from scratch", "transfer_mnist_cnn_to_digits", "scratch", None),
+    (t["label"], t["experiment"], t["row"], t["goal"]) for t in results_page.page_data()["targets"]
 ]
 
 

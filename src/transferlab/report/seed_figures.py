@@ -1,16 +1,19 @@
 """The seed write-ups' own figures, set beside our rows of the results page.
 
-One table, keyed by (experiment, arm): the arm is a row's label on the page, the values of
-the columns that vary joined by " / " ("" for a section of one row). A row that is the
-seed's own comparison shows the figure; a row that stands in for a seed's comparison on
-other data or another backbone says whose figure it is ("twin of ..."). Rows not in the
-table show "—": the seed gives no number for them (seed 000 and 002 give none at all).
+One table, results.yaml's `seed_figures`, keyed by (experiment, arm): the arm is a row's
+label on the page, the values of the columns that vary joined by " / " ("" for a section
+of one row). A row that is the seed's own comparison shows the figure; a row that stands
+in for a seed's comparison on other data or another backbone says whose figure it is
+("twin of ..."). Rows not in the table show "—": the seed gives no number for them (seed
+000 and 002 give none at all).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from transferlab.report.results_page import page_data
 
 COLUMN = "seed's figure"
 NONE = "—"
@@ -33,32 +36,12 @@ class SeedFigure:
         return f"{number} ({'twin of ' if self.twin else ''}{self.whose})"
 
 
-_ALEXNET_MNIST = "seed 001's AlexNet {} on MNIST, 224 px, 5 epochs"
-_VGG16_FLOWERS = "seed 004's VGG16 on flowers: {}"
+# (experiment, arm) -> the seed's figure, from results.yaml.
 FIGURES: dict[tuple[str, str], SeedFigure] = {
-    # The page runs this experiment on MNIST only: one row, no arm name.
-    ("cnn_mnist_vs_digits", ""): SeedFigure(0.98, "seed 001, 5 epochs"),
-    ("transfer_mnist_cnn_to_digits", "scratch"): SeedFigure(
-        0.87, "seed 001's CNN from scratch on SVHN", twin=True
-    ),
-    ("transfer_mnist_cnn_to_digits", "finetune"): SeedFigure(
-        None, "seed 001's MNIST CNN fine-tuned on SVHN: left blank", twin=True
-    ),
-    ("lite0_mnist_finetune_vs_features_vs_svm", "finetune"): SeedFigure(
-        0.9957, _ALEXNET_MNIST.format("FT"), twin=True
-    ),
-    ("lite0_mnist_finetune_vs_features_vs_svm", "feature_extract"): SeedFigure(
-        0.9752, _ALEXNET_MNIST.format("FE"), twin=True
-    ),
-    ("lite0_svm_vs_finetune_vs_scratch", "svm_layers"): SeedFigure(
-        0.883, _VGG16_FLOWERS.format("multi-layer SVM"), twin=True
-    ),
-    ("lite0_svm_vs_finetune_vs_scratch", "finetune"): SeedFigure(
-        0.86, _VGG16_FLOWERS.format("some layers retrained"), twin=True, approx=True
-    ),
-    ("lite0_svm_vs_finetune_vs_scratch", "scratch"): SeedFigure(
-        0.82, _VGG16_FLOWERS.format("from scratch"), twin=True, approx=True
-    ),
+    (entry["experiment"], entry["arm"]): SeedFigure(
+        entry["value"], entry["whose"], entry.get("twin", False), entry.get("approx", False)
+    )
+    for entry in page_data()["seed_figures"]
 }
 
 

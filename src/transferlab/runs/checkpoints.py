@@ -15,8 +15,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from transferlab import compat
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -37,7 +38,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
-class ModelCheckpoint(LightningModelCheckpoint):
+class ModelCheckpoint(compat.LinkHookCheckpoint):
     """Lightning's ModelCheckpoint, with last.ckpt always the newest epoch, written once.
 
     Lightning 2.6 writes last.ckpt (save_last=True) only in steps that also wrote a top-k
@@ -53,10 +54,10 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def __init__(self, *args: Any, save_last: bool | str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, save_last="link" if save_last is True else save_last, **kwargs)
 
-    def _link_checkpoint(self, trainer: L.Trainer, filepath: str, linkpath: str) -> None:
+    def link_last(self, trainer: L.Trainer, filepath: str, linkpath: str) -> None:
         """Link mode's last step, every epoch: a link only to a file of the current step."""
-        if filepath == linkpath or self._last_global_step_saved != trainer.global_step:
-            self._save_checkpoint(trainer, linkpath)
+        if filepath == linkpath or self.saved_step != trainer.global_step:
+            self.save_file(trainer, linkpath)
             return
         if trainer.is_global_zero:
             link(filepath, linkpath)

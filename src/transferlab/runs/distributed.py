@@ -14,8 +14,8 @@ import sys
 from collections.abc import Iterator, Sequence
 
 import torch.distributed as dist
-from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
-from lightning.pytorch.strategies.launchers import subprocess_script as trainer_launcher
+
+from transferlab import compat
 
 
 def hydra_child_command(local_rank: int) -> tuple[Sequence[str], str]:
@@ -42,9 +42,7 @@ def hydra_child_command(local_rank: int) -> tuple[Sequence[str], str]:
 
 def install() -> None:
     """Route Lightning's subprocess launcher through `hydra_child_command`."""
-    # Both modules bound the name at import; the Trainer uses the second.
-    fabric_launcher._hydra_subprocess_cmd = hydra_child_command
-    trainer_launcher._hydra_subprocess_cmd = hydra_child_command
+    compat.route_ddp_children(hydra_child_command)
 
 
 @contextlib.contextmanager

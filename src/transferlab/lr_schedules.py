@@ -31,45 +31,16 @@ def _group_lrs(optimizer: Optimizer) -> list[float]:
 
 
 def one_cycle(
-    optimizer: Optimizer,
-    total_steps: int,
-    pct_start: float = 0.3,
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-    anneal_strategy: str = "cos",
-    cycle_momentum: bool = True,
+    optimizer: Optimizer, total_steps: int, cycle_momentum: bool = True, **options: Any
 ) -> OneCycleLR:
-    """OneCycleLR peaking at each group's configured lr over the whole run."""
+    """OneCycleLR peaking at each group's configured lr over the whole run; `options` are
+    OneCycleLR's own (pct_start, div_factor, final_div_factor, anneal_strategy)."""
     return OneCycleLR(
         optimizer,
         max_lr=_group_lrs(optimizer),
         total_steps=total_steps,
-        pct_start=pct_start,
-        div_factor=div_factor,
-        final_div_factor=final_div_factor,
-        anneal_strategy=anneal_strategy,
-        # Adam's beta1 cycles like SGD's momentum; RMSprop without momentum has neither.
-        cycle_momentum=cycle_momentum and _has_momentum(optimizer),
-    )
-
-
-def cyclic(
-    optimizer: Optimizer,
-    steps_per_epoch: int,
-    base_lr_div: float = 10.0,
-    epochs_per_half_cycle: float = 0.5,
-    mode: str = "triangular",
-    cycle_momentum: bool = False,
-) -> CyclicLR:
-    """CyclicLR between each group's lr / base_lr_div and its lr; half a cycle in epochs."""
-    peaks = _group_lrs(optimizer)
-    return CyclicLR(
-        optimizer,
-        base_lr=[lr / base_lr_div for lr in peaks],
-        max_lr=peaks,
-        step_size_up=max(1, round(steps_per_epoch * epochs_per_half_cycle)),
-        mode=mode,
-        cycle_momentum=cycle_momentum and _has_momentum(optimizer),
+        cycle_momentum=_cycles_momentum(optimizer, cycle_momentum),
+        **options,
     )
 
 
@@ -92,9 +63,31 @@ def warmup_cosine(
     )
 
 
-def _has_momentum(optimizer: Optimizer) -> bool:
+def cyclic(
+    optimizer: Optimizer,
+    steps_per_epoch: int,
+    base_lr_div: float = 10.0,
+    epochs_per_half_cycle: float = 0.5,
+    cycle_momentum: bool = False,
+    **options: Any,
+) -> CyclicLR:
+    """CyclicLR between each group's lr / base_lr_div and its lr, half a cycle in epochs;
+    `options` are CyclicLR's own (mode)."""
+    peaks = _group_lrs(optimizer)
+    return CyclicLR(
+        optimizer,
+        base_lr=[lr / base_lr_div for lr in peaks],
+        max_lr=peaks,
+        step_size_up=max(1, round(steps_per_epoch * epochs_per_half_cycle)),
+        cycle_momentum=_cycles_momentum(optimizer, cycle_momentum),
+        **options,
+    )
+
+
+def _cycles_momentum(optimizer: Optimizer, wanted: bool) -> bool:
+    # Adam's beta1 cycles like SGD's momentum; RMSprop without momentum has neither.
     defaults = optimizer.defaults
-    return "betas" in defaults or bool(defaults.get("momentum"))
+    return wanted and ("betas" in defaults or bool(defaults.get("momentum")))
 
 
 def lightning_config(cfg: dict, optimizer: Optimizer, trainer) -> dict[str, Any]:

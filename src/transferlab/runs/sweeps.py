@@ -3,16 +3,15 @@
 `SweepReport` is a Hydra callback (conf/hydra/default.yaml) that runs in the launching
 process, so it works the same with the basic, joblib and submitit launchers and with the
 Optuna sweeper. A failed job returns instead of raising (cli.py), so the sweeper runs every
-job and this callback counts them from their summary.json files at the end.
+job and this callback counts them from their summary.json files at the end
+(report/summary.py reads them).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import statistics
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from transferlab.masking import mask_secrets
-from transferlab.report.summary import read_summary
+from transferlab.report.summary import print_sweep_outcome, summary_or_none
 
 log = logging.getLogger("transferlab")
 
@@ -101,67 +100,14 @@ class SweepReport(Callback):
             )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = job_folders(sweep_dir)
-        summaries = {job: _summary_or_none(job) for job in jobs}
-        done = [j for j, s in summaries.items() if s and s.get("status") == "completed"]
-        failed = [j for j in jobs if j not in done]
-        print(f"\nSweep {sweep_dir}: {len(done)} completed, {len(failed)} failed")
-        for job in failed:
-            error = (summaries[job] or {}).get("error") or "no summary.json: the job was killed"
-            print(f"  failed: {job.name}: {error.splitlines()[0][:300]}")
-        metric = config.get("optimized_metric")
-        best = _best(done, summaries, metric)
-        if best is not None:
-            print(f"  best: {best.name} ({metric} = {summaries[best]['metrics'][metric]:.4f})")
-        if overhead := _overhead(summaries[j] for j in done):
-            print(f"  per-job overhead (wall time - training time): {overhead}")
-        print(f"  compare: python compare.py {sweep_dir}")
+        failed = print_sweep_outcome(Path(config.hydra.sweep.dir), config.get("optimized_metric"))
         if failed and self.exit_on_failure:
             sys.exit(1)
 
 
-def job_folders(sweep_dir: Path) -> list[Path]:
-    """The job folders of a sweep, in job-number order."""
-
-    def number(path: Path) -> int:
-        head = path.name.split("_", 1)[0]
-        return int(head) if head.isdigit() else sys.maxsize
-
-    jobs = [p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()]
-    return sorted(jobs, key=lambda p: (number(p), p.name))
-
-
-def _summary_or_none(job: Path) -> dict | None:
-    try:
-        return read_summary(job)
-    except (OSError, ValueError):
-        return None
-
-
-def _overhead(summaries: Iterable[dict]) -> str | None:
-    """Median and largest seconds a job spent outside `fit`: building, testing, writing."""
-    spent = sorted(
-        s["wall_time_s"] - s["train_time_s"]
-        for s in summaries
-        if s.get("wall_time_s") is not None and s.get("train_time_s") is not None
-    )
-    if not spent:
-        return None
-    return f"median {statistics.median(spent):.1f} s, largest {spent[-1]:.1f} s"
-
-
-def _best(done: list[Path], summaries: dict, metric: str | None) -> Path | None:
-    scored = [j for j in done if metric and summaries[j]["metrics"].get(metric) is not None]
-    if not scored:
-        return None
-    sign = -1 if "loss" in metric else 1
-    return max(scored, key=lambda j: sign * summaries[j]["metrics"][metric])
-
-
 def completed_before(output_dir: Path, overrides: list[str]) -> dict | None:
     """The summary of this job if an earlier run of it completed in this folder (resume)."""
-    summary = _summary_or_none(output_dir)
+    summary = summary_or_none(output_dir)
     if not summary or summary.get("status") != "completed":
         return None
     same = without_resume(summary.get("overrides") or []) == without_resume(overrides)

@@ -1,0 +1,2 @@
+"""What a run needs around the model: checkpoints, loggers, progress, resume, sweeps,
+DDP, timing."""
