@@ -71,6 +71,13 @@ def run_cli(
     )
 
 
+def run_python(code: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`python -c code` in a fresh interpreter (what a process imports, how it exits)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
+
+
 def run_cli_on_fixtures(
     script: str, *overrides: str, cwd: Path, files: FixtureFiles, timeout: int = 600
 ):

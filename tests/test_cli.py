@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from tests.conftest import QUIET, run_cli, run_dirs, summary
+from tests.conftest import QUIET, run_cli, run_dirs, run_python, summary
 from transferlab.data.transforms import Preprocess
 from transferlab.module import ClassifierModule
 from transferlab.pipeline import build_datamodule
@@ -148,8 +148,6 @@ def test_seed_exercise_command_works_as_written(tmp_path):
 
 
 def test_two_runs_started_together_get_separate_folders(tmp_path):
-    import subprocess
-    import sys
 
     from tests.conftest import ROOT
 
@@ -182,9 +180,7 @@ def test_exit_fast_still_flushes_output_and_runs_exit_hooks(tmp_path):
         "pool = ThreadPoolExecutor(1); pool.submit(print, '', end='').result()\n"
         "exit_fast(3)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
+    proc = run_python(script, timeout=60)
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "buffered line"
     assert marker.read_text() == "ok"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import inspect
 import pickle
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import run_python
 from transferlab import compat
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "transferlab"
@@ -90,9 +90,7 @@ def test_run_exit_hooks_now_stops_threads_and_runs_each_atexit_hook_once():
         "print(compat.run_exit_hooks_now(), compat.run_exit_hooks_now(), flush=True)\n"
         "os._exit(0)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
+    proc = run_python(script, timeout=60)
     assert proc.returncode == 0, proc.stderr
     # An idle pool worker did not keep the process waiting; the hook ran once, not twice.
     assert proc.stdout.split() == ["pool", "hook", "True", "True"]
@@ -115,9 +113,7 @@ def test_timm_still_probes_wandb_at_import_and_imports_with_it_hidden():
         "    import timm.utils.summary as summary\n"
         "print('wandb' in sys.modules, 'import wandb' in inspect.getsource(summary))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
-    )
+    proc = run_python(probe)
     assert proc.returncode == 0, f"timm no longer imports with wandb hidden:\n{proc.stderr}"
     loaded, probes = proc.stdout.split()
     assert loaded == "False"

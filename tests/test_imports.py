@@ -4,9 +4,9 @@ start-up does not load what it does not use."""
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.conftest import run_python
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "transferlab"
 
@@ -49,5 +49,5 @@ def test_building_a_timm_backbone_does_not_load_wandb_but_logger_wandb_still_can
         "print('wandb' in sys.modules); import wandb; "
         "from lightning.pytorch.loggers import WandbLogger; print(wandb.__name__)"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    out = run_python(probe)
     assert out.stdout.split() == ["False", "wandb"], out.stderr

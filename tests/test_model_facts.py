@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 
 import pytest
 import safetensors.torch
@@ -15,6 +13,7 @@ import torch
 import torchvision
 from omegaconf import OmegaConf
 
+from tests.conftest import run_python
 from transferlab import pipeline
 from transferlab.checks import data as data_checks
 from transferlab.checks import facts as model_facts
@@ -43,7 +42,7 @@ def test_names_are_those_timm_lists_and_are_read_without_importing_torch():
     assert model_facts.names("timm") == set(timm.list_models())
     probe = "from transferlab.checks import facts as model_facts; import sys; "
     probe += "print(len(model_facts.names('timm')), 'torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    out = run_python(probe)
     assert out.stdout.split() == [str(len(timm.list_models())), "False"], out.stderr
 
 
