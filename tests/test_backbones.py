@@ -11,7 +11,6 @@ import torchvision
 from huggingface_hub import constants as hf_constants
 
 from transferlab.errors import UserError
-from transferlab.models import lite0
 from transferlab.models.backbones import timm_classifier, torchvision_classifier
 
 HEAD = {"hidden": [], "dropout": 0.0, "activation": "relu"}
@@ -59,23 +58,6 @@ def alexnet_state(tmp_path_factory):
     path = tmp_path_factory.mktemp("alexnet") / "alexnet.pth"
     torch.save(state, path)
     return state, path
-
-
-def test_efficientnet_lite0_pretrained_uses_the_packaged_imagenet_tensors():
-    classifier = build(name="efficientnet_lite0", pretrained=True, image_size=64)
-    packaged = lite0.lite0_timm_state_dict()
-    backbone = classifier.backbone.state_dict()
-    assert set(backbone) == {k for k in packaged if not k.startswith("classifier.")}
-    for key, tensor in backbone.items():
-        assert torch.equal(tensor, packaged[key]), key
-    assert_groups_cover_backbone_once(classifier)
-    assert [g.name for g in classifier.groups][:2] == ["conv_stem+bn1", "blocks.0"]
-    assert classifier.data_config == {
-        "input_size": (3, 64, 64),
-        "mean": (0.5, 0.5, 0.5),
-        "std": (0.5, 0.5, 0.5),
-        "interpolation": "bicubic",
-    }
 
 
 def test_timm_model_gives_logits_and_groups_cover_every_parameter():

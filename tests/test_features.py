@@ -443,10 +443,10 @@ def test_cached_training_checkpoints_get_their_backbone_once_at_the_end(
 def test_slim_checkpoint_restores_its_backbone_or_says_the_weights_moved(
     tiny, cfg_factory, tmp_path
 ):
-    from transferlab.models import lite0
+    from transferlab.models import packaged_lite
 
     weights = tmp_path / "lite0.pth"
-    torch.save(lite0.lite0_timm_state_dict(), weights)
+    torch.save(packaged_lite.timm_state_dict("efficientnet_lite0"), weights)
     cfg = cfg_factory(*tiny, f"model.weights={weights}", "features.save_backbone=false")
     result = train_pipeline(cfg, tmp_path)
     best = result["best_checkpoint"]
@@ -459,7 +459,7 @@ def test_slim_checkpoint_restores_its_backbone_or_says_the_weights_moved(
     shutil.move(weights, tmp_path / "elsewhere.pth")
     with pytest.raises(UserError, match="weights cannot be found again"):
         ClassifierModule.load_from_checkpoint(best, weights_only=True)
-    changed = lite0.lite0_timm_state_dict()
+    changed = packaged_lite.timm_state_dict("efficientnet_lite0")
     changed["conv_stem.weight"] += 0.01
     torch.save(changed, weights)
     with pytest.raises(UserError, match="changed or moved"):

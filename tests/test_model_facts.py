@@ -21,7 +21,7 @@ from transferlab.checks import model as model_checks
 from transferlab.checks import tensor_headers
 from transferlab.data.transforms import Preprocess
 from transferlab.errors import UserError
-from transferlab.models import build_model, lite0
+from transferlab.models import build_model, packaged_lite
 from transferlab.models.measure_facts import check_built
 
 READY = [
@@ -104,9 +104,9 @@ def test_a_weights_file_is_recognised_by_its_header_alone(tmp_path):
 def test_files_in_another_naming_are_left_to_the_loader(cfg_factory):
     """The packaged Lite0 file uses lukemelas names: not timm's, yet it loads; never refused."""
     model = cfg_factory("model=efficientnet_lite0").model
-    model_checks.weights_fit(lite0.packaged_weights_path(), model)
+    model_checks.weights_fit(packaged_lite.packaged_weights_path("efficientnet_lite0"), model)
     model = cfg_factory("model=timm", "model.name=tf_efficientnet_lite0").model
-    model_checks.weights_fit(lite0.packaged_weights_path(), model)
+    model_checks.weights_fit(packaged_lite.packaged_weights_path("efficientnet_lite0"), model)
 
 
 def test_the_header_reader_never_runs_pickled_code(tmp_path):

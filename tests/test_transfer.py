@@ -9,7 +9,7 @@ from PIL import Image
 
 from tests.conftest import QUIET, logged, read_checkpoint, run_cli, run_dirs, summary
 from transferlab.checks.tensor_headers import BACKBONE_PREFIX
-from transferlab.models.lite0 import lite0_timm_state_dict
+from transferlab.models.packaged_lite import timm_state_dict
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_lite0_feature_extract_reaches_90_percent_and_keeps_imagenet_weights(tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = run_dirs(tmp_path / "logs", "train/runs/*")
     assert summary(run)["metrics"]["test/acc"] >= 0.90
-    packaged = lite0_timm_state_dict()
+    packaged = timm_state_dict("efficientnet_lite0")
     trained = backbone(ckpt_state(run))
     shared = [k for k in packaged if k in trained]
     # every backbone tensor, BatchNorm running statistics included, is bit-identical

@@ -1,67 +1,18 @@
-"""Weight files, transferlab checkpoints and the packaged EfficientNet-Lite0 ImageNet weights."""
+"""Weight files and transferlab checkpoints (the packaged ImageNet weights: test_packaged_lite)."""
 
 import logging
 
 import pytest
 import safetensors.torch
-import timm
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
-from skimage import data
-from torchvision.transforms import v2
 
-from transferlab.checks import facts as model_facts
 from transferlab.errors import UserError
-from transferlab.models import lite0
 from transferlab.models.backbones import timm_classifier
 from transferlab.models.loading import load_transferlab_checkpoint
 from transferlab.models.weights import describe, read_state_dict
 
 HEAD = {"hidden": [], "dropout": 0.0, "activation": "relu"}
-
-
-@pytest.fixture(scope="module")
-def imagenet_lite0():
-    model = timm.create_model(model_facts.LITE0_ARCH).eval()
-    model.load_state_dict(lite0.lite0_timm_state_dict(), strict=True)
-    return model
-
-
-def _imagenet_top(model: torch.nn.Module, image) -> tuple[int, float]:
-    """Top class and its probability, preprocessed like timm: resize to 256, crop 224."""
-    prepare = v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(256, interpolation=v2.InterpolationMode.BICUBIC),
-            v2.CenterCrop(224),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize([0.5] * 3, [0.5] * 3),
-        ]
-    )
-    with torch.no_grad():
-        probs = model(prepare(Image.fromarray(image))[None]).softmax(-1)[0]
-    return int(probs.argmax()), float(probs.max())
-
-
-def test_packaged_lite0_maps_all_296_tensors_strictly_onto_timm():
-    packaged = torch.load(lite0.packaged_weights_path(), weights_only=True)
-    mapped = lite0.lite0_timm_state_dict()
-    assert len(packaged) == len(mapped) == 296
-    model = timm.create_model(model_facts.LITE0_ARCH)
-    assert set(mapped) == set(model.state_dict())
-    for key, tensor in packaged.items():
-        assert torch.equal(mapped[lite0.timm_name(key)], tensor)
-
-
-def test_packaged_lite0_classifies_coffee_as_espresso(imagenet_lite0):
-    label, prob = _imagenet_top(imagenet_lite0, data.coffee())
-    assert label == 967 and prob > 0.5
-
-
-def test_packaged_lite0_classifies_chelsea_as_a_cat(imagenet_lite0):
-    label, _ = _imagenet_top(imagenet_lite0, data.chelsea())
-    assert 281 <= label <= 285
 
 
 def test_read_state_dict_reads_pth_safetensors_and_ckpt_alike(tmp_path):

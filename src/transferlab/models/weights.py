@@ -66,7 +66,8 @@ _CHECKPOINT_GLOBALS = [
 ]
 OFFLINE_ALTERNATIVE = (
     "pass a local file with model.weights=<file> (.pth/.pt/.safetensors/.ckpt), or use the "
-    "ImageNet weights that work offline with model=efficientnet_lite0 "
+    "ImageNet weights that work offline with model=efficientnet_lite0, efficientnet_lite1 or "
+    "efficientnet_lite2 "
     "(or model.pretrained=false to train from scratch)"
 )
 
