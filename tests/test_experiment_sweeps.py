@@ -29,6 +29,7 @@ QUICK = [
     "epochs=1",
     "batch_size=4",
     "data.source.limit=20",
+    "data.source.eval_limit=20",
     "+trainer.limit_train_batches=2",
     "+trainer.limit_val_batches=1",
     "+trainer.limit_test_batches=1",
@@ -94,7 +95,9 @@ def test_every_experiment_runs_its_full_sweep_on_the_seed_datasets(
 
 def test_data_source_limit_cuts_each_torchvision_split_stratified(dataset_files):
     with md5_checks_skipped():
-        splits = TorchvisionSource("cifar10", root=dataset_files.data_dir, limit=10).splits(0)
+        splits = TorchvisionSource(
+            "cifar10", dataset_files.data_dir, limit=10, eval_limit=10
+        ).splits(0)
     assert [len(s) for s in splits] == [10, 10, 10]
     for split in splits:  # one image of each of the ten classes
         labels = np.asarray(labels_of(split.dataset))[split.indices]

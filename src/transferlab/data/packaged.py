@@ -139,9 +139,11 @@ class Mnist:
         download: bool = False,
         limit: int | None = None,
         shots: int | None = None,
+        eval_limit: int | None = None,
     ) -> None:
         self.root, self.cache_dir = Path(root).expanduser(), Path(cache_dir).expanduser()
         self.download, self.limit, self.shots = download, limit, shots
+        self.eval_limit = eval_limit
         self.classes = [str(d) for d in range(10)]
         self._data: dict[str, torch.Tensor] | None = None
         self.copy = ""  # which copy was read, once loaded
@@ -155,7 +157,7 @@ class Mnist:
         images = TensorImages(data["images"], data["labels"])
         ends = np.cumsum([0, self.train_size, self.val_size, self.test_size])
         splits = tuple(Subset(images, list(range(a, b))) for a, b in itertools.pairwise(ends))
-        return cut(splits, self.limit, self.shots, seed)
+        return cut(splits, self.limit, self.shots, seed, self.eval_limit)
 
     def _load(self) -> dict[str, torch.Tensor]:
         if self._data is None:

@@ -1,9 +1,10 @@
 """Seeded, stratified cuts of a source's splits: `data.source.limit` and `data.source.shots`.
 
 Every source ends its `splits` with `cut`, so the two keys mean the same for sklearn's
-digits, MNIST, torchvision sets and image folders: `limit` keeps that many images of each
-split in the classes' proportions (quick runs); `shots` keeps that many training images of
-each class (few-shot and data-efficiency studies), val and test untouched.
+digits, MNIST, torchvision sets and image folders: `limit` keeps that many training images
+in the classes' proportions and `shots` that many training images of each class (few-shot
+and data-efficiency studies), val and test untouched, so runs at different training-set
+sizes are scored on the same images. `eval_limit` cuts val and test too (quick runs).
 """
 
 from __future__ import annotations
@@ -38,22 +39,30 @@ def _indexed(split: Dataset) -> tuple[Dataset, np.ndarray, np.ndarray]:
     return base, indices, np.asarray(labels_of(base))[indices]
 
 
-def cut(splits: Splits, limit: int | None, shots: int | None, seed: int) -> Splits:
-    """`limit` images per split, then `shots` training images per class; None: all."""
-    splits = limited(splits, limit, seed)
-    if shots is None:
-        return splits
-    return (few_shot(splits[0], shots, seed), *splits[1:])
+def cut(
+    splits: Splits,
+    limit: int | None,
+    shots: int | None,
+    seed: int,
+    eval_limit: int | None = None,
+) -> Splits:
+    """`limit` training images, then `shots` per class; `eval_limit` val and test images."""
+    train, *others = splits
+    train = limited((train,), limit, seed)[0]
+    others = limited(tuple(others), eval_limit, seed, key="eval_limit")
+    if shots is not None:
+        train = few_shot(train, shots, seed)
+    return (train, *others)
 
 
-def limited(splits: Splits, limit: int | None, seed: int) -> Splits:
-    """Each split cut to a seeded, stratified `limit` images (quick runs); None: all."""
+def limited(splits: Splits, limit: int | None, seed: int, key: str = "limit") -> Splits:
+    """Each split cut to a seeded, stratified `limit` images; None: all."""
     if limit is None:
         return splits
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 10:
         raise UserError(
-            f"data.source.limit={limit!r} must be a whole number of images per split of at "
-            "least 10 (one per class), or null for every image. Fix: e.g. data.source.limit=500."
+            f"data.source.{key}={limit!r} must be a whole number of images of at least 10 "
+            f"(one per class), or null for every image. Fix: e.g. data.source.{key}=500."
         )
     out = []
     for split in splits:
@@ -67,9 +76,9 @@ def limited(splits: Splits, limit: int | None, seed: int) -> Splits:
             )
         except ValueError as e:  # fewer images kept than classes, or a class of one image
             raise UserError(
-                f"data.source.limit={limit} cannot keep every class of a split of {len(split)} "
+                f"data.source.{key}={limit} cannot keep every class of a split of {len(split)} "
                 f"images in proportion ({e}). Fix: a larger limit, e.g. "
-                "data.source.limit=1000, or null for every image."
+                f"data.source.{key}=1000, or null for every image."
             ) from e
         out.append(Subset(base, np.sort(kept).tolist()))
     return tuple(out)

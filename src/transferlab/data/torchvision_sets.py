@@ -94,6 +94,7 @@ class TorchvisionSource:
         val_fraction: float = 0.1,
         limit: int | None = None,
         shots: int | None = None,
+        eval_limit: int | None = None,
     ) -> None:
         if name not in _TORCHVISION:
             raise UserError(
@@ -102,7 +103,7 @@ class TorchvisionSource:
             )
         self.name, self.root = name, Path(root).expanduser()
         self.download, self.val_fraction = download, val_fraction
-        self.limit, self.shots = limit, shots
+        self.limit, self.shots, self.eval_limit = limit, shots, eval_limit
         spec = _TORCHVISION[name]
         self.classes = list(spec.classes)
         self.channels, self.image_size = spec.channels, spec.image_size
@@ -121,11 +122,13 @@ class TorchvisionSource:
         spec = _TORCHVISION[self.name]
         train, test = self._load("train"), self._load("test")
         if "val" in spec.splits:
-            return cut((train, self._load("val"), test), self.limit, self.shots, seed)
+            return cut(
+                (train, self._load("val"), test), self.limit, self.shots, seed, self.eval_limit
+            )
         labels = labels_of(train)
         train_idx, val_idx, _ = stratified_split(labels, self.val_fraction, 0.0, seed)
         splits = Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist()), test
-        return cut(splits, self.limit, self.shots, seed)
+        return cut(splits, self.limit, self.shots, seed, self.eval_limit)
 
     def _load(self, split: str, download: bool = False) -> Dataset:
         spec = _TORCHVISION[self.name]
