@@ -209,3 +209,24 @@ def compare() -> None:
     from transferlab.report.compare import main
 
     sys.exit(main(sys.argv[1:]))
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="rank")
+def _rank_backbones(cfg: DictConfig) -> None:
+    from transferlab.ranking import candidates
+
+    try:
+        candidates.check(cfg)  # before torch loads
+        from transferlab.ranking import zoo
+
+        zoo.run(cfg, CONF_DIR)
+    except UserError as err:
+        print(f"\nError: {err}\n", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
+def rank() -> None:
+    """python rank.py data=<any> backbones=[...]: backbones ranked from cached features."""
+    _check_command_line("rank")
+    startup.without_gc_until_training(_rank_backbones)
+

@@ -92,11 +92,11 @@ def cached_datamodule(
     if not module.feature_input:
         return images
     features = module.hparams["features"]
-    cache = None if cfg.features.cache == "off" else _cache(cfg, module, features)
+    cache = None if cfg.features.cache == "off" else feature_cache(cfg, module, features)
     if trainer.local_rank == 0:  # what fit would do first (data.source.download=true fetches)
         images.prepare_data()
     images.setup()
-    splits = {s: _split_features(cfg, module, images, s, cache) for s in SPLITS}
+    splits = {s: split_features(cfg, module, images, s, cache) for s in SPLITS}
     if fits_head(cfg):
         fit_head(module.net.head, module.hparams["head"], *splits["train"], seed=cfg.seed)
         # Its training_step returns None on purpose: nothing is left to optimise.
@@ -104,7 +104,7 @@ def cached_datamodule(
     return FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed)
 
 
-def _cache(cfg: DictConfig, module, features: Mapping) -> cache_io.FeatureCache:
+def feature_cache(cfg: DictConfig, module, features: Mapping) -> cache_io.FeatureCache:
     root: Path | None = Path(cfg.features.cache_dir)
     if cfg.features.cache == "memory":
         root = None
@@ -134,7 +134,7 @@ def _cache(cfg: DictConfig, module, features: Mapping) -> cache_io.FeatureCache:
     return cache_io.FeatureCache(key, root)
 
 
-def _split_features(
+def split_features(
     cfg: DictConfig, module, images: ImageDataModule, split: str, cache
 ) -> tuple[torch.Tensor, torch.Tensor]:
     dataset = getattr(images, f"{split}_set")
