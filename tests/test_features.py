@@ -478,6 +478,7 @@ def test_svm_on_three_l2_normalised_blocks_runs_and_eval_reproduces_it(tiny, tmp
         result["metrics"]
     )
     assert result["metrics"]["test/acc"] >= 0.9
+    assert "test/ece" not in result["metrics"]  # SVM margins are no probabilities to calibrate
     assert "head=svm: LinearSVC" in (run / "train.log").read_text()
     proc = run_cli("eval.py", f"ckpt_path={run}/checkpoints/best.ckpt", QUIET, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

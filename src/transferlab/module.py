@@ -100,12 +100,17 @@ class ClassifierModule(L.LightningModule):
             if num_classes > 5
             else {}
         )
-        # Expected calibration error: how far softmax confidence strays from accuracy.
+        # Expected calibration error: how far softmax confidence strays from accuracy. Not
+        # for head=svm: a softmax of SVM margins is no probability, so its "error" (0.44 at
+        # 95% accuracy on digits) would measure the margins' scale, not calibration.
+        calibrated = (head or {}).get("name") != "svm"
         self.ece = nn.ModuleDict(
             {
                 f"{s}_": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")
                 for s in STAGES[1:]
             }
+            if calibrated
+            else {}
         )
         if distill:  # the teacher's accuracy on the student's test split, for the summary
             self.teacher_acc = MulticlassAccuracy(num_classes, average="micro")
