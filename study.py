@@ -1,0 +1,4 @@
+from transferlab.cli import study
+
+if __name__ == "__main__":
+    study()

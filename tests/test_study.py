@@ -1,0 +1,225 @@
+"""study.py: the plan fits its budget, runs land per cell, and a killed study resumes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_packaged import MNIST_CACHE
+from tests.torchvision_files import write_mnist_folder
+from transferlab.errors import UserError
+from transferlab.study import plan as planning
+from transferlab.study.batches import Batch
+from transferlab.study.plan import Arm, Cost, Counts, Settings
+from transferlab.study.resume import study_argv
+
+ARMS = [
+    Arm("scratch", "s", "scratch"),
+    Arm("finetune", "f", "trained"),
+    Arm("svm", "v", "classical"),
+]
+SMALL = {  # the pretrained arms' probes at the smallest candidate size
+    "finetune": Cost(batch_s=0.3, job_s=3.0, image_size=32),
+    "svm": Cost(batch_s=0.0, job_s=3.0, image_size=32, feature_s=2.0, probed_images=1800),
+}
+COSTS = {
+    "scratch": Cost(batch_s=0.01, job_s=2.0, image_size=None),
+    "finetune": Cost(batch_s=0.4, job_s=3.0, image_size=64, small=SMALL["finetune"]),
+    "svm": Cost(0.0, 3.0, 64, feature_s=4.0, probed_images=1800, small=SMALL["svm"]),
+}
+COUNTS = Counts(train=1257, val=270, test=270, batch_size=64)
+CANDIDATES = {
+    "epochs": [10, 5, 3, 2, 1],
+    "image_sizes": [64, 48, 32],
+    "train_cuts": [1000, 300],
+    "seeds": 3,
+    "max_seeds": 5,
+    "budget_minutes": 10,
+}
+
+
+def _seconds(sizes=(None,)):
+    def seconds(s: Settings) -> float:
+        cells = planning.cells(ARMS, ["adam", "sgd"], s.sizes)
+        return planning.estimate(cells, COSTS, s, COUNTS, process_s=5, processes=6, grid=3)
+
+    return seconds
+
+
+def test_cells_give_classical_heads_no_optimizer_and_name_each_cell_once():
+    cells = planning.cells(ARMS, ["adam", "sgd"], (100, None))
+    ids = [c.id for c in cells]
+    assert ids == [
+        "scratch-adam-n100", "scratch-sgd-n100", "finetune-adam-n100", "finetune-sgd-n100",
+        "svm-n100", "scratch-adam", "scratch-sgd", "finetune-adam", "finetune-sgd", "svm",
+    ]  # fmt: skip
+
+
+def test_the_plan_cuts_epochs_then_image_size_then_the_training_set_until_it_fits():
+    seconds = _seconds()
+    roomy = planning.fit(CANDIDATES, 10_000, seconds, COUNTS, (None,))
+    assert (roomy.epochs, roomy.image_size, roomy.train_cut) == (10, 64, None)
+    assert roomy.seeds == 5 and roomy.cuts == ("seeds 3 -> 5 (room in the budget)",)
+    base = Settings(10, 64, None, 3)
+    ladder = [base, *planning._steps(base, [10, 5, 3, 2, 1], [64, 48, 32], [None, 1000, 300])]
+    assert [(s.epochs, s.image_size, s.train_cut) for s in ladder] == [
+        (10, 64, None), (5, 64, None), (3, 64, None), (3, 48, None), (3, 32, None),
+        (3, 32, 1000), (3, 32, 300), (2, 32, 300), (1, 32, 300),
+    ]  # fmt: skip
+    for budget in (400, 250, 150):
+        tight = planning.fit(CANDIDATES, budget, seconds, COUNTS, (None,))
+        at = next(i for i, s in enumerate(ladder) if (s.epochs, s.image_size, s.train_cut)
+                  == (tight.epochs, tight.image_size, tight.train_cut))  # fmt: skip
+        assert seconds(ladder[at]) <= planning.FILL * budget < seconds(ladder[at - 1])
+        assert tight.cuts[0] == f"epochs 10 -> {tight.epochs}"
+
+
+def test_a_smaller_image_costs_what_the_two_probes_say_not_its_share_of_pixels():
+    small = Cost(batch_s=0.3, job_s=1.0, image_size=32, feature_s=2.0, probed_images=100)
+    cost = Cost(
+        batch_s=0.5, job_s=1.0, image_size=64, feature_s=6.0, probed_images=100, small=small
+    )
+    assert cost.at(64) == (0.5, 0.06)
+    assert cost.at(32) == (0.3, 0.02)
+    batch_s, per_image = cost.at(48)  # affine in pixels: (48² - 32²) / (64² - 32²) = 5/12
+    assert batch_s == pytest.approx(0.3 + 0.2 * 5 / 12) and per_image == pytest.approx(
+        0.02 + 0.04 * 5 / 12
+    )
+    assert cost.at(16) == (0.3, 0.02) and cost.at(None) == (0.5, 0.06)  # never below a probe
+    finetune = COSTS["finetune"]
+    cell = planning.Cell(ARMS[1], "adam", None)
+    at_32 = planning.job_seconds(cell, finetune, Settings(3, 32, None, 3), COUNTS)
+    at_64 = planning.job_seconds(cell, finetune, Settings(3, 64, None, 3), COUNTS)
+    steps = 3 * (20 + 5 / 3) + 5 / 3  # 3 epochs of 20 training + 5 val batches, 5 test
+    assert at_32 / at_64 == pytest.approx((3 + 0.3 * steps) / (3 + 0.4 * steps))
+
+
+def test_no_arm_runs_above_its_own_image_size_and_each_pays_for_the_size_it_runs_at():
+    folder_cnn = Arm("scratch", "s", "scratch", own_size=224)  # image folders: 224 px
+    digits_cnn = Arm("scratch", "s", "scratch", own_size=8)
+    assert folder_cnn.size_at(32) == 32 and digits_cnn.size_at(32) == 8
+    assert folder_cnn.size_at(None) is None  # no candidates: as configured
+    small = Cost(batch_s=0.05, job_s=1.0, image_size=32)
+    cost = Cost(batch_s=5.0, job_s=1.0, image_size=64, small=small)
+    at = {a.own_size: planning.job_seconds(planning.Cell(a, "adam", None), cost,
+                                           Settings(3, 32, None, 3), COUNTS)
+          for a in (folder_cnn, Arm("scratch", "s", "scratch", own_size=64))}  # fmt: skip
+    assert at[224] == at[64] < 10  # both run at 32 px, priced by the 32 px probe
+
+
+def test_a_budget_too_small_for_the_smallest_plan_is_refused_with_the_minutes_it_needs():
+    with pytest.raises(UserError, match=r"study\.budget_minutes=10 is too small.*raise"):
+        planning.fit(CANDIDATES, 20, _seconds(), COUNTS, (None,))
+
+
+def test_with_sizes_the_largest_size_runs_fewer_seeds_before_sizes_are_dropped():
+    sizes = (100, 300, 1000)
+    seconds = _seconds(sizes)
+    full = seconds(Settings(3, 32, None, 3, sizes))
+    s = planning.fit(CANDIDATES, full / planning.FILL * 0.9, seconds, COUNTS, sizes)
+    assert s.sizes == sizes and 1000 in s.few_seed_sizes and s.seeds_at(100) == 3
+
+
+def test_a_batch_puts_seeds_first_so_every_cell_gets_seed_0_before_any_seed_1(tmp_path):
+    cells = planning.cells(ARMS[1:2], ["adam", "sgd"], (100, 300))
+    batch = Batch("b", cells, [1, 2], ["data=digits"])
+    argv = batch.argv(tmp_path, resume=False)
+    assert argv[:4] == [
+        "seed=1,2",
+        "arm=finetune",
+        "optimizer=adam,sgd",
+        "data.source.limit=100,300",
+    ]
+    subdir = next(a for a in argv if a.startswith("hydra.sweep.subdir="))
+    assert "-n${data.source.limit}/seed${seed}" in subdir
+    assert tmp_path / "runs" / "finetune-sgd-n300" / "seed2" in batch.job_folders(tmp_path)
+    assert f"+resume={tmp_path / 'runs'}" in batch.argv(tmp_path, resume=True)
+
+
+def test_resume_replays_the_studys_own_overrides_into_its_folder(tmp_path):
+    with pytest.raises(UserError, match="not a study folder"):
+        study_argv([f"resume={tmp_path}"])
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- data=digits\n- study.seeds=3\n")
+    (tmp_path / "plan.json").write_text("{}")
+    argv = study_argv([f"resume={tmp_path}", "study.seeds=4"])
+    assert argv == ["data=digits", "study.seeds=4", f"hydra.run.dir={tmp_path.resolve()}"]
+
+
+def _study(folder: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
+    args = [
+        "data=image_folder",
+        f"data.source.root={folder}",
+        "data.source.val_fraction=0.25",
+        "data.source.test_fraction=0.25",
+        "study.arms=[scratch,features_linear]",
+        "study.optimizers=[adam]",
+        "study.lr_grid.adam=[1e-3]",  # one lr: the grid machinery, at a test's cost
+        "study.seeds=3",
+        "study.max_seeds=3",
+        "study.epochs=[2]",
+        "study.image_sizes=[32]",
+        "study.probe_batches=2",
+        "study.budget_minutes=6",
+        "batch_size=16",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        *extra,
+    ]
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "study.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_a_study_on_an_image_folder_killed_mid_way_resumes_without_repeating_a_run(tmp_path):
+    folder = write_mnist_folder(tmp_path / "images", per_class=12, cache_dir=MNIST_CACHE)
+    proc = _study(folder, tmp_path)
+    runs = tmp_path / "logs" / "study"
+    first = None
+    deadline = time.monotonic() + 400
+    while first is None and time.monotonic() < deadline and proc.poll() is None:
+        done = sorted(runs.glob("*/runs/*/seed*/summary.json"))
+        done = [d for d in done if json.loads(d.read_text())["status"] == "completed"]
+        first = done[0] if done else None
+        time.sleep(0.5)
+    assert first is not None, proc.communicate()[0][-3000:]
+    proc.send_signal(signal.SIGTERM)  # the study stops its running sweep with it
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0, out[-2000:]
+    study = first.parents[3]
+    stamp = {p: p.stat().st_mtime_ns for p in study.glob("runs/*/seed*/summary.json")}
+    kept = {p for p in stamp if json.loads(p.read_text())["status"] == "completed"}
+    assert kept
+
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "study.py"), f"resume={study}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "Resuming the study" in again.stdout + again.stderr
+    for path in kept:  # completed runs are not run again
+        assert path.stat().st_mtime_ns == stamp[path], path
+    plan = json.loads((study / "plan.json").read_text())
+    assert {c["id"]: c["status"] for c in plan["cells"]} == {
+        "scratch-adam": "done",
+        "features_linear-adam": "done",
+    }
+    assert len(list(study.glob("runs/*/seed*/summary.json"))) == 6
+    report = (study / "report.md").read_text()
+    assert report.index("## Verdict") < report.index("## ", report.index("## Verdict") + 3)
+    assert "95% interval" in report and (study / "plots" / "recipes.png").stat().st_size > 0
+    assert plan["elapsed_minutes"] <= 6 * 1.15
