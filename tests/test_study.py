@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -75,10 +76,31 @@ def test_the_plan_cuts_epochs_then_image_size_then_the_training_set_until_it_fit
     ]  # fmt: skip
     for budget in (400, 250, 150):
         tight = planning.fit(CANDIDATES, budget, seconds, COUNTS, (None,))
-        at = next(i for i, s in enumerate(ladder) if (s.epochs, s.image_size, s.train_cut)
-                  == (tight.epochs, tight.image_size, tight.train_cut))  # fmt: skip
-        assert seconds(ladder[at]) <= planning.FILL * budget < seconds(ladder[at - 1])
-        assert tight.cuts[0] == f"epochs 10 -> {tight.epochs}"
+        target = planning.FILL * budget
+        assert seconds(tight) <= target and tight.cuts[0] == f"epochs 10 -> {tight.epochs}"
+        # Nothing cut could be given back: one more epoch, pixel or image would not fit.
+        larger = {"epochs": [5, 10], "image_size": [48, 64], "train_cut": [1000, None]}
+        for key, values in larger.items():
+            now = getattr(tight, key)
+            up = [v for v in values if now is not None and (v is None or v > now)][:1]
+            for value in up:
+                assert seconds(replace(tight, seeds=3, **{key: value})) > target, (key, tight)
+
+
+def test_room_a_late_cut_frees_buys_back_the_seeds_an_early_cut_took():
+    sizes = (100, 300, 1000, 50_000)
+    counts = Counts(train=50_000, val=10_000, test=10_000, batch_size=64)
+
+    def seconds(s: Settings) -> float:
+        cells = planning.cells(ARMS, ["adam"], s.sizes)
+        return planning.estimate(cells, COSTS, s, counts, process_s=5, processes=6)
+
+    # 650 s: 1 epoch at every size with 1 seed at the three largest does not fit (714 s);
+    # dropping 50,000 leaves room for all 3 seeds at 300 and 1,000 again (620 s).
+    s = planning.fit(CANDIDATES, 650 / planning.FILL, seconds, counts, sizes)
+    assert s.sizes == sizes[:3] and s.epochs == 1
+    assert s.few_seed_sizes == () and s.seeds == 3 and seconds(s) <= 650
+    assert "sizes dropped: 50,000" in s.cuts and not any("1 seed" in c for c in s.cuts)
 
 
 def test_a_smaller_image_costs_what_the_two_probes_say_not_its_share_of_pixels():

@@ -287,3 +287,20 @@ def test_an_accuracy_interval_stops_at_0_and_100_percent(tmp_path):
     )
     assert "17.3% [0.0, " in table  # fine-tune: its low bound would be negative
     assert "96.7% [" in table and ", 100.0]" in table  # the SVM: its high bound would pass 100%
+
+
+def test_the_results_page_section_carries_the_studys_plot_crossover_and_wall_time(tmp_path):
+    from transferlab.report import efficiency_check, results_page
+
+    study = sized_study(tmp_path / "study")
+    write_report(study)
+    out = tmp_path / "docs"
+    text = efficiency_check.render("From how many images?", study, "python study.py ...", 99, out)
+    assert text.startswith("## data_efficiency\n\nFrom how many images?\n")
+    assert "Fine-tuning overtakes frozen features from about 550 images" in text
+    assert "![test accuracy against training images](data_efficiency_mnist.png)" in text
+    assert (out / "data_efficiency_mnist.png").read_bytes().startswith(b"\x89PNG")
+    assert "— 588 s wall" in text  # the study's own elapsed minutes (9.8), not the 99 s given
+    assert results_page.wall_seconds([text]) == 588
+    parsed = results_page.parse("# Results\n\n" + text)
+    assert list(parsed.sections) == ["data_efficiency"]  # merged by name with later pages
