@@ -165,6 +165,36 @@ def test_a_batch_puts_seeds_first_so_every_cell_gets_seed_0_before_any_seed_1(tm
     assert f"+resume={tmp_path / 'runs'}" in batch.argv(tmp_path, resume=True)
 
 
+def test_cells_sharing_seeds_and_lrs_share_a_process_across_sizes_and_no_job_is_extra():
+    from omegaconf import OmegaConf
+
+    from transferlab.study.runner import _batches
+
+    spec = OmegaConf.create({"lr": "grid", "lr_grid": {"adam": [1e-3, 1e-2]}})
+    sizes = (100, 300, 1000)
+    settings = Settings(3, 32, None, 3, sizes, few_seed_sizes=(1000,))
+    cells = planning.cells(ARMS, ["adam"], sizes)
+    sides = {"scratch": ["model=cnn"], "trained": ["model=efficientnet_lite0"]}
+    first = _batches(cells, settings, spec, sides, first=True)
+    assert [b.name for b in first] == [
+        "classical-n100,300,1000-seeds[0]",
+        "scratch-adam-n100,300,1000-lr0.001,0.01-seeds[0]",
+        "trained-adam-n100,300,1000-lr0.001,0.01-seeds[0]",
+    ]
+    picked = {"finetune-adam-n100": 0.01, "finetune-adam-n300": 0.001, "scratch-adam-n100": 0.01,
+              "scratch-adam-n300": 0.01, "scratch-adam-n1000": 0.01}  # fmt: skip
+    state = {"cells": [{"id": k, "lr": repr(v)} for k, v in picked.items()]}
+    later = _batches(cells, settings, spec, sides, first=False, state=state)
+    jobs = {(b.name, tuple(b.seeds), c.id) for b in later for c in b.cells}
+    assert {b.name for b in later} == {  # 1,000 images run one seed: no later seeds there
+        "classical-n100,300-seeds[1, 2]",
+        "scratch-adam-n100,300-lr0.01-seeds[1, 2]",
+        "trained-adam-n100-lr0.01-seeds[1, 2]",  # the picked lrs differ: a sweep each
+        "trained-adam-n300-lr0.001-seeds[1, 2]",
+    }
+    assert len(jobs) == 6 and all(b.job_folders(Path("s")) for b in later)
+
+
 def test_resume_replays_the_studys_own_overrides_into_its_folder(tmp_path):
     with pytest.raises(UserError, match="not a study folder"):
         study_argv([f"resume={tmp_path}"])

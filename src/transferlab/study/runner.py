@@ -179,9 +179,10 @@ def _planned(cfg, study: Path, arms, counts, overrides, clock) -> tuple[Settings
     def seconds(s: Settings) -> float:
         cells = planning.cells(arms, list(spec.optimizers), s.sizes)
         kinds = {a.kind for a in arms}
-        per_size = sum(len(spec.optimizers) if k != "classical" and grid > 1 else 1 for k in kinds)
-        first = per_size * len(s.sizes)
-        processes = first * (3 if grid > 1 else 2)  # later seeds: about 2 picked lrs each
+        # The first seeds: a process per kind (and optimizer, with a grid), every size in
+        # it. Later seeds: as many again, or, with a grid, about 2 picked lrs per size.
+        first = sum(len(spec.optimizers) if k != "classical" and grid > 1 else 1 for k in kinds)
+        processes = first * (1 + (2 * len(s.sizes) if grid > 1 else 1))
         return planning.estimate(cells, costs, s, counts, process_s, processes, lr_batches, grid)
 
     settings = planning.fit(OmegaConf.to_container(spec), budget_left, seconds, counts, sizes)
@@ -251,32 +252,42 @@ def _side(arm: Arm) -> str:
 
 def _batches(cells, settings, spec, overrides, first: bool, state=None) -> list[Batch]:
     """Seed 0 of every cell (the lr grid with it), then the other seeds; the cheap kinds
-    first, so a budget that runs out costs the fewest cells their seeds."""
+    first, so a budget that runs out costs the fewest cells their seeds. Cells that share
+    their seeds, image size and lrs share a process, across training-set sizes too."""
+    grid = spec.lr == "grid"
     out = []
     for kind in ("classical", "scratch", "trained"):
-        group = [c for c in cells if c.arm.kind == kind]
-        keys = {(c.size, c.arm.size_at(settings.image_size)) for c in group}
-        for size, px in sorted(keys, key=lambda k: (-1 if k[0] is None else k[0], k[1] or 0)):
-            at = [c for c in group if (c.size, c.arm.size_at(settings.image_size)) == (size, px)]
-            seeds = [0] if first else list(range(1, settings.seeds_at(size)))
-            if not at or not seeds:
-                continue
+        by: dict[tuple, list[Cell]] = {}
+        for cell in (c for c in cells if c.arm.kind == kind):
+            seeds = (0,) if first else tuple(range(1, settings.seeds_at(cell.size)))
+            lr = None
+            if grid and kind != "classical":
+                # The first seed tries the optimizer's grid; later, each cell's picked lr.
+                lr = "grid" if first else _cell_state(state, cell).get("lr")
+                if not lr:
+                    continue  # no completed first-seed run to pick an lr from
+            if seeds:
+                px = cell.arm.size_at(settings.image_size)
+                by.setdefault((px, seeds, cell.optimizer if lr else None, lr), []).append(cell)
+        for (_, seeds, opt, lr), at in by.items():
             common = [*overrides[_side(at[0].arm)], *_common(settings, spec, at[0].arm)]
-            if spec.lr == "grid" and kind != "classical":
-                # One process per optimizer (its grid) at the first seed; later, one per
-                # lr the cells picked, so cells that picked the same lr share a process.
-                by: dict[tuple, list[Cell]] = {}
-                for cell in at:
-                    lr = None if first else _cell_state(state, cell).get("lr")
-                    if first or lr:
-                        by.setdefault((cell.optimizer, lr), []).append(cell)
-                for (opt, lr), group_cells in by.items():
-                    lrs = [_lr(v) for v in spec.lr_grid[opt]] if first else [lr]
-                    name = f"{kind}-{opt}-n{size}-lr{','.join(lrs)}-seeds{seeds}"
-                    out.append(Batch(name, group_cells, seeds, common, lrs))
-            else:
-                out.append(Batch(f"{kind}-n{size}-seeds{seeds}", at, seeds, common))
+            lrs = None if lr is None else [_lr(v) for v in spec.lr_grid[opt]] if first else [lr]
+            for part in _products(at):
+                sizes = ",".join(str(n) for n in dict.fromkeys(c.size for c in part))
+                name = f"{kind}{f'-{opt}' if opt else ''}-n{sizes}"
+                name += f"-lr{','.join(lrs)}" if lrs else ""
+                out.append(Batch(f"{name}-seeds{list(seeds)}", part, list(seeds), common, lrs))
     return out
+
+
+def _products(cells: list[Cell]) -> list[list[Cell]]:
+    """The cells as sweeps: one if they are every arm x optimizer x size combination of
+    their own (a sweep runs the whole product), else one per size."""
+    arms, opts = {c.arm.name for c in cells}, {c.optimizer for c in cells}
+    sizes = list(dict.fromkeys(c.size for c in cells))
+    if len(cells) == len(arms) * len(opts) * len(sizes):
+        return [cells]
+    return [[c for c in cells if c.size == size] for size in sizes]
 
 
 def _lr(value) -> str:
