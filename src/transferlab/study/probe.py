@@ -55,6 +55,8 @@ def probe_argv(group: Group, batches: int, study: Path, cut: list[str] = ()) -> 
         *group.overrides,
         *size,
         *cut,
+        # In memory: features cached on disk by an earlier study would time no feature pass.
+        "features.cache=memory",
         "seed=0",
         "epochs=2",
         f"+trainer.limit_train_batches={batches}",
