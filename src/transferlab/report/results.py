@@ -2,7 +2,7 @@
 
 The experiments, their targets and the seeds' figures are data, in results.yaml. Each
 experiment runs as `python train.py -m experiment=<name>` (its own seeds and arms) plus
-the overrides in its `page` field that fit the whole page into 45 minutes on 2 CPU cores;
+the overrides in its `page` field that fit the whole page into about 80 minutes on 2 CPU cores;
 compare.py then groups the runs that differ only in seed. The page holds that table per
 experiment beside the seed's own figure where it has one, the test-accuracy plot, the
 exact command, its wall time, a table of the targets, and the date, versions and machine.
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from transferlab.report import results_page, seed_figures
+from transferlab.report import efficiency_check, results_page, seed_figures, zoo_check
 from transferlab.report.run_folders import find_runs, load_run, varying_keys
 from transferlab.report.seeds import formatted_groups, seed_groups
 
@@ -206,6 +206,16 @@ def main(argv: Sequence[str] = ()) -> int:
     fresh, groups = {}, {}
     for exp in chosen:
         print(f"[results] {exp.name} ...", flush=True)
+        if exp.name == zoo_check.NAME:  # rank.py checked against fine-tuning, not one sweep
+            zoo = results_page.page_data()["zoo"]
+            text = zoo_check.section(exp.question, zoo, quick, log_dir)
+            fresh[exp.name] = results_page.stamped(text, results_page.made_now())
+            continue
+        if exp.name == efficiency_check.NAME:  # a study.py run at growing sizes
+            settings = results_page.page_data()[efficiency_check.NAME]
+            text = efficiency_check.section(exp.question, settings, quick, log_dir, out)
+            fresh[exp.name] = results_page.stamped(text, results_page.made_now())
+            continue
         sweep, wall_s, command = run_experiment(exp, QUICK if quick else [], log_dir)
         groups[exp.name], cells = table(exp, sweep)
         text = section(exp, cells, command, wall_s, _plot(sweep, out, exp.name))

@@ -4,7 +4,7 @@ The head says what the page's runs were made with (`made_with`), then how to rea
 (`NOTE`). `RESULTS_ONLY=a,b make results` on top of an existing page of the same kind
 (full or quick) replaces the sections of a and b and their rows of the targets table, and
 keeps every other section and row with the date and commit it was made at. So one
-experiment can be re-run after a change without paying the whole page's 45 minutes again.
+experiment can be re-run after a change without paying the whole page's 80 minutes again.
 What the page runs and says (experiments, targets, seed figures, `NOTE`) is data, read
 from results.yaml.
 """
@@ -150,7 +150,8 @@ def made_with(quick: bool, total_s: float, kept: Sequence[str]) -> list[str]:
         "check the machinery only; they say nothing about the methods."
         if quick
         else "Full runs: each experiment's own config plus the overrides in its command, "
-        "chosen to fit the page into about 45 minutes on 2 CPU cores."
+        "chosen to fit the page into about 80 minutes on 2 CPU cores (the study and zoo "
+        "sections take half)."
     )
     head = ["# Results", "", mode, "", *environment()]
     head.append(f"- Total wall time: {total_s:.0f} s")
