@@ -36,7 +36,10 @@ def _section(name: str, arms: list[str], column: str) -> str:
 def _rows(section: str) -> dict[str, list[str]]:
     """arm -> the cells after it, of the section's table."""
     lines = [line for line in section.splitlines() if line.startswith("| ")]
-    column = [c.strip() for c in lines[0].split("|")[1:-1]].index(seed_figures.COLUMN)
+    header = [c.strip() for c in lines[0].split("|")[1:-1]] if lines else []
+    if seed_figures.COLUMN not in header:
+        return {}  # another kind of table (the study's, the zoo's): it claims no seed figure
+    column = header.index(seed_figures.COLUMN)
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[1:]]
     return {" / ".join(r[:column]): r[column:] for r in rows}
 

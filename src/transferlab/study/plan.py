@@ -23,11 +23,15 @@ FILL = 0.85
 EVAL_SHARE = 1 / 2
 
 
+# The kind of an arm whose network starts from random init (mode=scratch: modes.py's word).
+RANDOM_INIT = "random_init"
+
+
 @dataclass(frozen=True)
 class Arm:
     name: str
     label: str
-    kind: str  # scratch (our CNN) | trained (a pretrained backbone) | classical (SVM, logreg)
+    kind: str  # random_init (our CNN) | trained (a pretrained backbone) | classical (SVM...)
     own_size: int | None = None  # the side it reads as configured (None: left to the network)
 
     def size_at(self, image_size: int | None) -> int | None:

@@ -29,7 +29,7 @@ from transferlab.checks.commands import validate_train
 from transferlab.errors import UserError
 from transferlab.study import plan as planning
 from transferlab.study.batches import TRAIN_PY, Batch, command, completed, summary_of
-from transferlab.study.plan import Arm, Cell, Counts, Settings
+from transferlab.study.plan import RANDOM_INIT, Arm, Cell, Counts, Settings
 from transferlab.study.probe import Group, probe_cut, run_probe
 
 log = logging.getLogger("transferlab")
@@ -61,7 +61,7 @@ def main(cfg: DictConfig) -> None:
     clock = Clock(float(spec.budget_minutes) * 60, (state or {}).get("elapsed_so_far") or 0.0)
     arms = [arm_of(name, passed, backbone) for name in spec.arms]
     counts = _counts(cfg)
-    overrides = {kind: _kind_overrides(kind, passed, backbone) for kind in ("scratch", "trained")}
+    overrides = {kind: _kind_overrides(kind, passed, backbone) for kind in (RANDOM_INIT, "trained")}
     if state is None:
         settings, estimate_s = _planned(cfg, study, arms, counts, overrides, clock)
         state = _new_state(cfg, backbone, arms, settings, counts, estimate_s)
@@ -113,7 +113,7 @@ def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
         ) from None
     row = modes.of(cfg)
     if row.weights == "ignored":
-        kind, cfg = "scratch", compose("train", overrides=[*overrides, f"arm={name}"])
+        kind, cfg = RANDOM_INIT, compose("train", overrides=[*overrides, f"arm={name}"])
     elif str((cfg.get("head") or {}).get("name")) in CLASSICAL_HEADS:
         kind = "classical"
     else:
@@ -130,7 +130,7 @@ def _backbone(cfg: DictConfig, given: list[str]) -> tuple[str, list[str]]:
 
 
 def _kind_overrides(kind: str, passed: list[str], backbone: str) -> list[str]:
-    extra = [] if kind == "scratch" else [f"model={backbone}"]
+    extra = [] if kind == RANDOM_INIT else [f"model={backbone}"]
     return [*passed, *extra, *QUIET]
 
 
@@ -247,7 +247,7 @@ def _common(settings: Settings, spec, arm: Arm) -> list[str]:
 
 def _side(arm: Arm) -> str:
     """Which base overrides an arm runs with: the scratch CNN's or the backbone's."""
-    return "scratch" if arm.kind == "scratch" else "trained"
+    return RANDOM_INIT if arm.kind == RANDOM_INIT else "trained"
 
 
 def _batches(cells, settings, spec, overrides, first: bool, state=None) -> list[Batch]:
@@ -256,7 +256,7 @@ def _batches(cells, settings, spec, overrides, first: bool, state=None) -> list[
     their seeds, image size and lrs share a process, across training-set sizes too."""
     grid = spec.lr == "grid"
     out = []
-    for kind in ("classical", "scratch", "trained"):
+    for kind in ("classical", RANDOM_INIT, "trained"):
         by: dict[tuple, list[Cell]] = {}
         for cell in (c for c in cells if c.arm.kind == kind):
             seeds = (0,) if first else tuple(range(1, settings.seeds_at(cell.size)))
