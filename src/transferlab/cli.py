@@ -6,6 +6,7 @@ loads, so a typo costs a second, not a traceback after a model download.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -178,13 +179,20 @@ def _evaluate(cfg: DictConfig):
     return _run(cfg, validate_eval, "evaluate")
 
 
-def _check_command_line(config_name: str) -> None:
-    """A mistyped key or option is refused before Hydra makes a run folder (exit 2)."""
+@contextlib.contextmanager
+def _exit_on_user_error():
+    """A UserError inside leaves as its one-paragraph message and exit code, no traceback."""
     try:
-        overrides.check(CONF_DIR, config_name, sys.argv[1:])
+        yield
     except UserError as err:
         print(f"\nError: {err}\n", file=sys.stderr)
         sys.exit(err.exit_code)
+
+
+def _check_command_line(config_name: str) -> None:
+    """A mistyped key or option is refused before Hydra makes a run folder (exit 2)."""
+    with _exit_on_user_error():
+        overrides.check(CONF_DIR, config_name, sys.argv[1:])
 
 
 def train() -> None:
@@ -215,14 +223,11 @@ def compare() -> None:
 def _rank_backbones(cfg: DictConfig) -> None:
     from transferlab.ranking import candidates
 
-    try:
+    with _exit_on_user_error():
         candidates.check(cfg)  # before torch loads
         from transferlab.ranking import zoo
 
         zoo.run(cfg, CONF_DIR)
-    except UserError as err:
-        print(f"\nError: {err}\n", file=sys.stderr)
-        sys.exit(err.exit_code)
 
 
 def rank() -> None:
@@ -235,21 +240,15 @@ def rank() -> None:
 def _study(cfg: DictConfig) -> None:
     from transferlab.study import runner
 
-    try:
+    with _exit_on_user_error():
         runner.main(cfg)
-    except UserError as err:
-        print(f"\nError: {err}\n", file=sys.stderr)
-        sys.exit(err.exit_code)
 
 
 def study() -> None:
     """python study.py data=<any> [study.*=...]: the decision grid in a budget -> report.md."""
     from transferlab.study.resume import study_argv
 
-    try:
+    with _exit_on_user_error():
         sys.argv = [sys.argv[0], *study_argv(sys.argv[1:])]
-    except UserError as err:
-        print(f"\nError: {err}\n", file=sys.stderr)
-        sys.exit(err.exit_code)
     _check_command_line("study")
     _study()

@@ -10,27 +10,21 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from transferlab.report import results_page
+
 NAME = "data_efficiency"  # its name in results.yaml's experiments and in RESULTS_ONLY
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def section(question: str, settings: dict, quick: bool, log_dir: Path, out: Path) -> str:
     args = [*settings["study"], *(settings["quick"] if quick else [])]
     command = "python study.py " + " ".join(args)
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "study.py"), *args, f"paths.log_dir={log_dir}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    proc = results_page.script("study.py", [*args, f"paths.log_dir={log_dir}"], log_dir)
     wall = time.perf_counter() - start
     studies = sorted((log_dir / "study").glob("*/report.md"), key=lambda p: p.stat().st_mtime)
     if proc.returncode != 0 or not studies:

@@ -62,9 +62,7 @@ TARGETS = [
 
 
 def train(args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PROJECT_ROOT": str(log_dir.parent)}
-    cmd = [sys.executable, str(ROOT / "train.py"), *args, "extras.print_config=false"]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    return results_page.script("train.py", args, log_dir)
 
 
 def source_checkpoint(exp: Experiment, extra: list[str], log_dir: Path) -> list[str]:

@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -29,6 +30,16 @@ QUICK_MARK = "**Quick mode**"
 _DATE = re.compile(r"^- Date: (.+)$", re.MULTILINE)
 _WALL = re.compile(r"— (\d+) s wall")
 DATA_FILE = Path(__file__).with_name("results.yaml")
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def script(name: str, args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
+    """`python <name> args` from the repository, its logs and caches under `log_dir`."""
+    env = {**os.environ, "PROJECT_ROOT": str(log_dir.parent)}
+    cmd = [sys.executable, str(ROOT / name), *args, "extras.print_config=false"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
 
 
 @functools.cache

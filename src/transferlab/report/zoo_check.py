@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +22,11 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from transferlab.report.compare import markdown_table
+from transferlab.report.results_page import script
 from transferlab.report.run_folders import find_runs, load_run
 from transferlab.report.seeds import interval
 
 NAME = "zoo"  # its name in results.yaml's experiments and in RESULTS_ONLY
-ROOT = Path(__file__).resolve().parents[3]
 SCORES = {"logme": "LogME", "knn": "kNN acc", "probe": "probe acc"}
 
 
@@ -92,13 +90,6 @@ def _backbone(entry: dict, ckpt: str) -> Backbone:
     item = entry["item"].format(ckpt=ckpt)
     train = tuple(o.format(ckpt=ckpt) for o in entry["train"])
     return Backbone(entry.get("label", item), item, train)
-
-
-def script(name: str, args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
-    """`python <name> args` from the repository, its logs and caches under `log_dir`."""
-    env = {**os.environ, "PROJECT_ROOT": str(log_dir.parent)}
-    cmd = [sys.executable, str(ROOT / name), *args, "extras.print_config=false"]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
 
 
 def _checked(proc: subprocess.CompletedProcess, what: str) -> None:
