@@ -33,7 +33,9 @@ def make_cell(arm, optimizer="adam", size=None, status="done", lr="find", images
     }
 
 
-def write_run(study, cell, seed, test=None, val=None, *, error=None, lr=None, confusion=None):
+def write_run(
+    study, cell, seed, test=None, val=None, *, error=None, lr=None, confusion=None, **fields
+):
     """A run folder as train.py leaves it: summary.json, .hydra/overrides.yaml, the matrix."""
     run = study / cell["folder"] / (f"seed{seed}" + (f"-lr{lr}" if lr else ""))  # as runner.py
     overrides = ["data=digits", f"seed={seed}", *([f"lr={lr}"] if lr else [])]
@@ -48,6 +50,7 @@ def write_run(study, cell, seed, test=None, val=None, *, error=None, lr=None, co
         "metrics": metrics,
         "params": {"trainable": 3383818, "total": 3383818},
         "wall_time_s": 20.0,
+        **fields,  # e.g. steps, converged (runs/convergence.py)
     }
     (run / "summary.json").write_text(json.dumps(summary))
     if confusion is not None:
@@ -105,6 +108,20 @@ def test_verdict_comes_first_and_picks_the_winner_by_validation_not_test(tmp_pat
     assert table[0].startswith("| **fine-tune, adam** | 90.3% [")
     assert table[1].startswith("| frozen features + SVM | 95.3% [")
     assert "| 3.38 M | 3 done |" in table[0]
+
+
+def test_cells_still_learning_are_marked_and_the_verdict_warns_of_training_length(tmp_path):
+    a, b = make_cell("finetune"), make_cell("features_svm", optimizer=None)
+    for seed, converged in enumerate([False, True, False]):
+        write_run(tmp_path, a, seed, 0.97, 0.98, steps=120, converged=converged)
+        write_run(tmp_path, b, seed, 0.90, 0.91, steps=0, converged=None)
+    verdict = section(write_report(write_plan(tmp_path, [a, b])).read_text(), "Verdict")
+    assert "**Training length may decide this:** fine-tune, adam (2 of 3 runs)" in verdict
+    rows = [line for line in verdict.splitlines() if line.startswith("| ")][1:]
+    assert rows[0].endswith("| 120 | still learning (2/3): more steps may change this row |")
+    assert rows[1].endswith("| — | — |")  # an SVM fitted by scikit-learn takes no steps
+    page = two_recipes(tmp_path / "other", [0.97], [0.98], [0.90], [0.91])
+    assert "Training length" not in page  # runs that do not say are not accused
 
 
 def test_separated_intervals_win_clearly(tmp_path):

@@ -238,6 +238,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "metrics": metrics,
         "params": {"trainable": trainable, "total": total},
         "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,  # optimizer steps: what a fair comparison equalises
         "train_time_s": train_time_s if cfg.train else 0.0,
         "best_checkpoint": getattr(trainer.checkpoint_callback, "best_model_path", None),
         **extra,

@@ -92,6 +92,8 @@ def verdict_section(
             "",
         ]
     lines += [_verdict(found), ""]
+    if caveat := _training_length(found):
+        lines += [caveat, ""]
     if len({r.cell.get("size") for r in results}) > 1 and top:
         lines += [f"Recipes compared at the largest training-set size tried ({images(top)}).", ""]
     lines += ["Every recipe, best validation accuracy first:", "", *_recipe_table(top, found)]
@@ -136,6 +138,29 @@ def _verdict(found: list[CellResult]) -> str:
     return f"{head}\n\n{tail}"
 
 
+def _training_length(found: list[CellResult]) -> str | None:
+    """Said when the winner or its runner-up was still improving when its runs stopped."""
+    learning = [r for r in found[:2] if r.still_learning]
+    if not learning:
+        return None
+    who = " and ".join(f"{r.label} ({r.still_learning} of {len(r.done)} runs)" for r in learning)
+    return (
+        f"**Training length may decide this:** {who} still improved over the last quarter of "
+        "training, so the lead could be a training-length effect rather than the recipe. "
+        "Fix: more steps (study.min_steps) or a larger study.budget_minutes."
+    )
+
+
+def _converged(r: CellResult) -> str:
+    if not r.done:
+        return "—"
+    if r.still_learning:
+        return f"still learning ({r.still_learning}/{len(r.done)}): more steps may change this row"
+    if any(run.summary.get("converged") is None for run in r.done):
+        return "?" if r.steps else "—"  # no steps: a head fitted by scikit-learn
+    return "yes"
+
+
 def _seeds_phrase(a: CellResult, b: CellResult) -> str:
     na, nb = len(a.values(v.TEST)), len(b.values(v.TEST))
     return f"{na} seeds" if na == nb else f"{na} and {nb} seeds"
@@ -144,8 +169,8 @@ def _seeds_phrase(a: CellResult, b: CellResult) -> str:
 def _recipe_table(top: list[CellResult], found: list[CellResult]) -> list[str]:
     lines = [
         "| recipe | test acc (95% interval) | val acc | ECE | s/epoch | wall time "
-        "| trainable params | seeds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| trainable params | seeds | steps | converged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in top:
         name = f"**{r.label}**" if found and r is found[0] else r.label
@@ -159,12 +184,16 @@ def _recipe_table(top: list[CellResult], found: list[CellResult]) -> list[str]:
             duration(r.spent_s) if r.spent_s else "—",
             params(r.trainable),
             _seed_state(r),
+            f"{r.steps:,}" if r.steps else "—",
+            _converged(r),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "ECE: expected calibration error of the test predictions (15 bins, lower is "
-        "better). Wall time: every run of the recipe, its lr search included.",
+        "better). Wall time: every run of the recipe, its lr search included. Steps: optimizer "
+        "steps of a run (median). Converged: val accuracy no longer improving over the last "
+        "quarter of training, or stopped early; ? = too few validations to tell.",
     ]
     return lines
 
