@@ -27,6 +27,7 @@ from transferlab import input_size, modes
 from transferlab.atomic import atomic_write_text as write_text
 from transferlab.checks.commands import validate_train
 from transferlab.errors import UserError
+from transferlab.study import budget
 from transferlab.study import plan as planning
 from transferlab.study.batches import TRAIN_PY, Batch, command, completed, summary_of
 from transferlab.study.plan import RANDOM_INIT, Arm, Cell, Counts, Settings
@@ -68,13 +69,17 @@ def main(cfg: DictConfig) -> None:
     else:
         log.info("Resuming the study in %s: completed runs are kept.", study)
     settings = _settings(state)
-    cells = planning.cells(arms, list(spec.optimizers), settings.sizes)
-    batches = _batches(cells, settings, spec, overrides, first=True)
+    cells = planning.planned(arms, list(spec.optimizers), settings)
+    counts = _counts_of(state)
+    for cell in cells:  # the plan, before anything runs: what each run will get
+        plan = planning.schedule(cell, settings, counts)
+        log.info("  %s: %d steps a run (%d epochs)", cell.id, plan.steps, plan.epochs)
+    batches = _batches(cells, settings, spec, overrides, counts, first=True)
     _record(state, state_file, cells, settings, overrides, clock, batches, spec)
     for phase in (True, False):
         if not phase:
             _pick_lrs(state, cells, study, spec)
-            batches = _batches(cells, settings, spec, overrides, first=False, state=state)
+            batches = _batches(cells, settings, spec, overrides, counts, first=False, state=state)
         for batch in batches:
             _run(batch, study, clock, state, cells)
             _record(state, state_file, cells, settings, overrides, clock, batches, spec)
@@ -177,15 +182,16 @@ def _planned(cfg, study: Path, arms, counts, overrides, clock) -> tuple[Settings
     budget_left = clock.left_s() - REPORT_S
 
     def seconds(s: Settings) -> float:
-        cells = planning.cells(arms, list(spec.optimizers), s.sizes)
-        kinds = {a.kind for a in arms}
+        cells = planning.planned(arms, list(spec.optimizers), s)
+        kinds = {c.arm.kind for c in cells}
         # The first seeds: a process per kind (and optimizer, with a grid), every size in
         # it. Later seeds: as many again, or, with a grid, about 2 picked lrs per size.
-        first = sum(len(spec.optimizers) if k != "classical" and grid > 1 else 1 for k in kinds)
+        optimizers = len(spec.optimizers) - len(s.optimizers_dropped)
+        first = sum(optimizers if k != "classical" and grid > 1 else 1 for k in kinds)
         processes = first * (1 + (2 * len(s.sizes) if grid > 1 else 1))
         return planning.estimate(cells, costs, s, counts, process_s, processes, lr_batches, grid)
 
-    settings = planning.fit(OmegaConf.to_container(spec), budget_left, seconds, counts, sizes)
+    settings = budget.fit(OmegaConf.to_container(spec), budget_left, seconds, counts, sizes)
     return settings, seconds(settings) + clock.elapsed_s()
 
 
@@ -216,8 +222,16 @@ def _new_state(cfg, backbone, arms, settings: Settings, counts, estimate_s: floa
             "few_seed_sizes": list(s.few_seed_sizes),
             "sizes": list(s.sizes),
             "lr": str(cfg.study.lr),
+            "min_steps": s.min_steps,
+            "optimizers_dropped": list(s.optimizers_dropped),
+            "arms_dropped": list(s.arms_dropped),
         },
-        "counts": {"train": counts.train, "val": counts.val, "test": counts.test},
+        "counts": {
+            "train": counts.train,
+            "val": counts.val,
+            "test": counts.test,
+            "batch_size": counts.batch_size,
+        },
         "cells": [],
     }
 
@@ -231,11 +245,17 @@ def _settings(state: dict) -> Settings:
         seeds=len(s["seeds"]),
         sizes=tuple(s["sizes"]),
         few_seed_sizes=tuple(s["few_seed_sizes"]),
+        min_steps=s.get("min_steps", 0),
+        optimizers_dropped=tuple(s.get("optimizers_dropped", ())),
+        arms_dropped=tuple(s.get("arms_dropped", ())),
     )
 
 
-def _common(settings: Settings, spec, arm: Arm) -> list[str]:
-    out = [f"epochs={settings.epochs}"]
+def _common(settings: Settings, spec, cell: Cell, counts: Counts) -> list[str]:
+    arm, plan = cell.arm, planning.schedule(cell, settings, counts)
+    out = [f"epochs={plan.epochs}"]
+    if plan.val_every > 1:  # about VALIDATIONS checks; early stopping's patience counts them
+        out.append(f"trainer.check_val_every_n_epoch={plan.val_every}")
     if size := arm.size_at(settings.image_size):
         out.append(f"data.image_size={size}")
     if settings.train_cut is not None:
@@ -250,7 +270,7 @@ def _side(arm: Arm) -> str:
     return RANDOM_INIT if arm.kind == RANDOM_INIT else "trained"
 
 
-def _batches(cells, settings, spec, overrides, first: bool, state=None) -> list[Batch]:
+def _batches(cells, settings, spec, overrides, counts, first: bool, state=None) -> list[Batch]:
     """Seed 0 of every cell (the lr grid with it), then the other seeds; the cheap kinds
     first, so a budget that runs out costs the fewest cells their seeds. Cells that share
     their seeds, image size and lrs share a process, across training-set sizes too."""
@@ -267,10 +287,11 @@ def _batches(cells, settings, spec, overrides, first: bool, state=None) -> list[
                 if not lr:
                     continue  # no completed first-seed run to pick an lr from
             if seeds:
-                px = cell.arm.size_at(settings.image_size)
-                by.setdefault((px, seeds, cell.optimizer if lr else None, lr), []).append(cell)
-        for (_, seeds, opt, lr), at in by.items():
-            common = [*overrides[_side(at[0].arm)], *_common(settings, spec, at[0].arm)]
+                common = tuple(_common(settings, spec, cell, counts))  # epochs differ by size
+                key = (common, seeds, cell.optimizer if lr else None, lr)
+                by.setdefault(key, []).append(cell)
+        for (own, seeds, opt, lr), at in by.items():
+            common = [*overrides[_side(at[0].arm)], *own]
             lrs = None if lr is None else [_lr(v) for v in spec.lr_grid[opt]] if first else [lr]
             for part in _products(at):
                 sizes = ",".join(str(n) for n in dict.fromkeys(c.size for c in part))
@@ -359,7 +380,8 @@ def _record(state, state_file, cells, settings, overrides, clock, batches, spec,
             entry = {"id": cell.id}
             state["cells"].append(entry)
         seeds = list(range(settings.seeds_at(cell.size)))
-        common = [*overrides[_side(cell.arm)], *_common(settings, spec, cell.arm)]
+        counts = _counts_of(state)
+        common = [*overrides[_side(cell.arm)], *_common(settings, spec, cell, counts)]
         lr = entry.get("lr") if spec.lr == "grid" and cell.arm.kind != "classical" else None
         folder = study / "runs" / cell.id
         runs = [folder / (f"seed{s}" + (f"-lr{lr}" if lr else "")) for s in seeds]
@@ -378,7 +400,8 @@ def _record(state, state_file, cells, settings, overrides, clock, batches, spec,
             arm_label=cell.arm.label,
             optimizer=cell.optimizer,
             size=cell.size,
-            train_images=planning.train_images(cell, settings, _counts_of(state)),
+            train_images=planning.train_images(cell, settings, counts),
+            steps=planning.schedule(cell, settings, counts).steps,
             folder=f"runs/{cell.id}",
             lr=entry.get("lr") or ("find" if spec.lr == "find" and cell.optimizer else None),
             command=command(cell, common, seeds, lr),
@@ -391,4 +414,4 @@ def _record(state, state_file, cells, settings, overrides, clock, batches, spec,
 
 def _counts_of(state: dict) -> Counts:
     c = state["counts"]
-    return Counts(c["train"], c["val"], c["test"], 1)
+    return Counts(c["train"], c["val"], c["test"], c.get("batch_size", 1))
