@@ -112,6 +112,7 @@ def test_verdict_comes_first_and_picks_the_winner_by_validation_not_test(tmp_pat
 
 def test_cells_still_learning_are_marked_and_the_verdict_warns_of_training_length(tmp_path):
     a, b = make_cell("finetune"), make_cell("features_svm", optimizer=None)
+    a["steps"] = 120  # planned: runner.py records it per cell
     for seed, converged in enumerate([False, True, False]):
         write_run(tmp_path, a, seed, 0.97, 0.98, steps=120, converged=converged)
         write_run(tmp_path, b, seed, 0.90, 0.91, steps=0, converged=None)
@@ -122,6 +123,26 @@ def test_cells_still_learning_are_marked_and_the_verdict_warns_of_training_lengt
     assert rows[1].endswith("| — | — |")  # an SVM fitted by scikit-learn takes no steps
     page = two_recipes(tmp_path / "other", [0.97], [0.98], [0.90], [0.91])
     assert "Training length" not in page  # runs that do not say are not accused
+    steps = section(write_report(tmp_path).read_text(), "Training per cell")
+    assert "| fine-tune, adam | 1,000 | 120 | 120 | 2 of 3 still learning |" in steps
+
+
+def test_a_cut_training_set_is_named_in_the_verdicts_first_line(tmp_path):
+    a, b = make_cell("finetune", images=300), make_cell("features_svm", optimizer=None, images=300)
+    for seed in range(3):
+        write_run(tmp_path, a, seed, 0.97, 0.98)
+        write_run(tmp_path, b, seed, 0.90, 0.91)
+    settings = {
+        "epochs": 3,
+        "image_size": 48,
+        "seeds": [0, 1, 2],
+        "sizes": [None],
+        "train_cut": 300,
+    }
+    plan = write_plan(tmp_path, [a, b], settings=settings, counts={"train": 1257})
+    verdict = section(write_report(plan).read_text(), "Verdict")
+    assert verdict.splitlines()[1].startswith("**This answer is for 300 training images:**")
+    assert "from 1,257" in verdict
 
 
 def test_separated_intervals_win_clearly(tmp_path):
@@ -278,6 +299,7 @@ def test_plots_are_written_as_png_and_linked_relative(tmp_path):
         "## Verdict",
         "## Winner per class",
         "## Test accuracy per recipe",
+        "## Training per cell",
         "## Data efficiency",
         "## Plan",
         "## Reproduce",

@@ -30,6 +30,7 @@ from transferlab.study.sections import (
     recipes_section,
     reproduce_section,
     size_text,
+    steps_section,
     winner_section,
 )
 from transferlab.study.verdict import CellResult
@@ -53,6 +54,7 @@ def write_report(study_dir: Path) -> Path:
         verdict_section(plan, results, top, found),
         winner_section(winner, plots),
         recipes_section(top, winner, plots),
+        steps_section(results),
         efficiency_section(results, plots),
         plan_section(plan),
         reproduce_section(results, plan),
@@ -82,6 +84,16 @@ def verdict_section(
     plan: dict, results: list[CellResult], top: list[CellResult], found: list[CellResult]
 ) -> str:
     lines = ["## Verdict", ""]
+    cut, whole = (
+        (plan.get("settings") or {}).get("train_cut"),
+        (plan.get("counts") or {}).get("train"),
+    )
+    if cut and whole and cut < whole:
+        lines += [
+            f"**This answer is for {cut:,} training images:** the budget cut the training set "
+            f"from {whole:,}; with more images the ranking may change.",
+            "",
+        ]
     open_cells = [r for r in results if r.status == "pending"]
     if open_cells or plan.get("elapsed_minutes") is None:
         what = f"{len(open_cells)} of {len(results)} cells pending (marked below)"
