@@ -21,6 +21,7 @@ from transferlab.study import plan as planning
 from transferlab.study.batches import Batch
 from transferlab.study.plan import RANDOM_INIT, Arm, Cost, Counts, Settings
 from transferlab.study.resume import study_argv
+from transferlab.study.state import StudyPlan
 
 ARMS = [
     Arm("scratch", "s", RANDOM_INIT),
@@ -203,14 +204,14 @@ def test_a_batch_puts_seeds_first_so_every_cell_gets_seed_0_before_any_seed_1(tm
 def test_cells_sharing_seeds_and_lrs_share_a_process_across_sizes_and_no_job_is_extra():
     from omegaconf import OmegaConf
 
-    from transferlab.study.runner import _batches
+    from transferlab.study.grid import batches
 
     spec = OmegaConf.create({"lr": "grid", "lr_grid": {"adam": [1e-3, 1e-2]}})
     sizes = (100, 300, 1000)
     settings = Settings(3, 32, None, 3, sizes, few_seed_sizes=(1000,))
     cells = planning.cells(ARMS, ["adam"], sizes)
     sides = {RANDOM_INIT: ["model=cnn"], "trained": ["model=efficientnet_lite0"]}
-    first = _batches(cells, settings, spec, sides, COUNTS, first=True)
+    first = batches(cells, settings, spec, sides, COUNTS, first=True)
     assert [b.name for b in first] == [
         "classical-n100,300,1000-seeds[0]",
         "random_init-adam-n100,300,1000-lr0.001,0.01-seeds[0]",
@@ -218,8 +219,11 @@ def test_cells_sharing_seeds_and_lrs_share_a_process_across_sizes_and_no_job_is_
     ]
     picked = {"finetune-adam-n100": 0.01, "finetune-adam-n300": 0.001, "scratch-adam-n100": 0.01,
               "scratch-adam-n300": 0.01, "scratch-adam-n1000": 0.01}  # fmt: skip
-    state = {"cells": [{"id": k, "lr": repr(v)} for k, v in picked.items()]}
-    later = _batches(cells, settings, spec, sides, COUNTS, first=False, state=state)
+    plan = StudyPlan.new(settings, COUNTS, "grid", command="", data="digits", backbone="",
+                         budget_minutes=10, estimate_minutes=9, started="")  # fmt: skip
+    for cell_id, lr in picked.items():
+        plan.cell(cell_id).lr = repr(lr)
+    later = batches(cells, settings, spec, sides, COUNTS, first=False, plan=plan)
     jobs = {(b.name, tuple(b.seeds), c.id) for b in later for c in b.cells}
     assert {b.name for b in later} == {  # 1,000 images run one seed: no later seeds there
         "classical-n100,300-seeds[1, 2]",

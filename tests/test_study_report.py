@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from transferlab.study.report import main, write_report
+from transferlab.study.state import job_name
 from transferlab.study.verdict import crossover, per_class, read_confusion
 
 CLASSES = ["0", "1", "2"]
@@ -37,7 +38,7 @@ def write_run(
     study, cell, seed, test=None, val=None, *, error=None, lr=None, confusion=None, **fields
 ):
     """A run folder as train.py leaves it: summary.json, .hydra/overrides.yaml, the matrix."""
-    run = study / cell["folder"] / (f"seed{seed}" + (f"-lr{lr}" if lr else ""))  # as runner.py
+    run = study / cell["folder"] / job_name(seed, lr)
     overrides = ["data=digits", f"seed={seed}", *([f"lr={lr}"] if lr else [])]
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
@@ -112,7 +113,7 @@ def test_verdict_comes_first_and_picks_the_winner_by_validation_not_test(tmp_pat
 
 def test_cells_still_learning_are_marked_and_the_verdict_warns_of_training_length(tmp_path):
     a, b = make_cell("finetune"), make_cell("features_svm", optimizer=None)
-    a["steps"] = 120  # planned: runner.py records it per cell
+    a["steps"] = 120  # planned: the runner records it per cell
     for seed, converged in enumerate([False, True, False]):
         write_run(tmp_path, a, seed, 0.97, 0.98, steps=120, converged=converged)
         write_run(tmp_path, b, seed, 0.90, 0.91, steps=0, converged=None)
