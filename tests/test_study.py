@@ -256,6 +256,7 @@ def _study(folder: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
         "study.seeds=3",
         "study.max_seeds=3",
         "study.epochs=[2]",
+        "study.min_steps=8",  # 2 epochs of 30 images: 4 steps; min_steps doubles that
         "study.image_sizes=[32]",
         "study.probe_batches=2",
         "study.budget_minutes=6",
