@@ -93,7 +93,11 @@ def _dropped(s: Settings, candidates: dict, seconds) -> Settings | None:
 
 def _given_back(s: Settings, base: Settings, epochs: list, images: list, cuts: list, fits):
     """The ladder's cuts undone, most valuable first, each while the plan still fits:
+    dropped arms (the last dropped first: dropping a costlier one may have made room),
     dropped sizes (smallest first), more training images, larger images, more epochs."""
+    for arm in reversed(s.arms_dropped):
+        more = replace(s, arms_dropped=tuple(a for a in s.arms_dropped if a != arm))
+        s = more if fits(more) else s
     for size in [n for n in base.sizes if n not in s.sizes]:
         more = replace(s, sizes=tuple(n for n in base.sizes if n in s.sizes or n == size))
         s = more if fits(more) else s
