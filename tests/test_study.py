@@ -101,6 +101,15 @@ def test_small_sizes_get_at_least_min_steps_and_about_ten_validations():
     assert plans[100] == planning.Schedule(epochs=150, val_every=15, steps=300)  # 2 batches
     assert plans[1000].steps >= 300 and plans[1000].epochs == 19  # 16 batches an epoch
     assert plans[50_000] == planning.Schedule(epochs=3, val_every=1, steps=3 * 782)
+    from omegaconf import OmegaConf
+
+    from transferlab.study.grid import common
+
+    spec = OmegaConf.create({"lr": "grid"})
+    assert common(s, spec, planning.Cell(ARMS[1], "adam", 100), counts)[:2] == [
+        "epochs=150",
+        "trainer.check_val_every_n_epoch=15",
+    ]  # what the run's train.py is told
     svm = planning.schedule(planning.Cell(ARMS[2], None, 100), s, counts)
     assert svm.steps == 0  # fitted by scikit-learn
     # the time estimate pays for the steps: 100 images cost what 300 steps and 10 checks do
