@@ -3,6 +3,7 @@ what a run wrote (summary.json, metrics.csv, checkpoints)."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
@@ -31,6 +32,38 @@ QUIET = "extras.print_config=false"  # the config tree would bury the lines a te
 IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
 TORCH_IMPORTED = re.compile(r"\|\s+torch$", re.MULTILINE)
 HALF = Preprocess(image_size=16, channels=3, mean=(0.5,), std=(0.5,))  # small RGB, cheap
+
+
+def _strings(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return set().union(*(_strings(e) for e in node.elts))
+    return set()
+
+
+def compared_outside(names, home: str) -> list[str]:
+    """Comparisons with any of `names` in the package's modules other than `home` (the
+    table that owns them), as "path:line code" lines."""
+    package = ROOT / "src" / "transferlab"
+    found = []
+    for path in package.rglob("*.py"):
+        if path.relative_to(package).as_posix() == home:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                values = _strings(node.left).union(*(_strings(c) for c in node.comparators))
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in _AFFIXES:
+                values = set().union(*(_strings(a) for a in node.args))  # x.endswith("Digits")
+                values = {v.rsplit(".", 1)[-1] for v in values}
+            else:
+                continue
+            if values & set(names):
+                found.append(f"{path.relative_to(package)}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+_AFFIXES = ("endswith", "startswith")
 
 
 def compose_hydra(name: str, overrides: list[str]) -> DictConfig:

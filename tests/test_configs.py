@@ -65,7 +65,7 @@ def test_option_composes_and_instantiates(group, option, cfg_factory, tmp_path):
             num_classes=len(source.classes),
             in_chans=source.channels,
             image_size=cfg.data.image_size or source.image_size or 32,
-            load_weights=False,
+            fetch_weights=False,
         )
         pre = Preprocess.following(cfg.data, net)
         assert pre.channels == net.data_config["input_size"][0]

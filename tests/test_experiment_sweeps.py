@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
+from results.results import EXPERIMENTS as PAGE_EXPERIMENTS
 from tests.conftest import QUIET, run_cli_on_fixtures, run_dirs, summary
 from tests.test_experiments import EXPERIMENTS, _sweep_jobs
 from tests.torchvision_files import md5_checks_skipped
-from transferlab.checks import tensor_headers
 from transferlab.data import TorchvisionSource
 from transferlab.data.subsets import labels_of
-from transferlab.report.results import EXPERIMENTS as PAGE_EXPERIMENTS
+from transferlab.weights_files import tensor_headers
 
 # One seed, one short epoch: this proves the sweep runs, not what it finds.
 QUICK = [

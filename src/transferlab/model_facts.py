@@ -30,7 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 FACTS_FILE = (
-    Path(__file__).parents[1] / "models" / "model_facts.json"
+    Path(__file__).parent / "models" / "model_facts.json"
 )  # written by models/measure_facts.py
 TIMM_TARGET = "transferlab.models.backbones.timm_classifier"
 TORCHVISION_TARGET = "transferlab.models.backbones.torchvision_classifier"

@@ -13,17 +13,17 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
-from transferlab import lr_schedules, modes
-from transferlab.checks.tensor_headers import WeightsFile
+from transferlab import heads, lr_schedules, modes
 from transferlab.data.transforms import Preprocess
 from transferlab.distill import Teacher, distillation_loss
 from transferlab.errors import UserError
 from transferlab.features import slim
 from transferlab.features.cache import state_digest
-from transferlab.features.heads import is_classical
+from transferlab.features.extract import read_layers
 from transferlab.finetune import freeze
 from transferlab.finetune.param_groups import param_groups
 from transferlab.models import build_model
+from transferlab.weights_files.tensor_headers import WeightsFile
 
 STAGES = ("train", "val", "test")
 
@@ -52,27 +52,28 @@ class ClassifierModule(L.LightningModule):
         features: dict | None = None,
         head: dict | None = None,
         distill: dict | None = None,
-        load_weights: bool = False,
+        fetch_weights: bool = False,
         feature_input: bool = False,
     ) -> None:
-        """`load_weights`: fetch the pretrained weights (False: a checkpoint fills the net).
+        """`fetch_weights`: fetch the pretrained weights (False: a checkpoint fills the net).
         `feature_input`: batches are the frozen backbone's cached features, so only the head
         runs (features/training.py decides it). Neither is saved: a restored module reads
         images with the weights of its checkpoint."""
         super().__init__()
-        self.save_hyperparameters(ignore=["load_weights", "feature_input"])
+        self.save_hyperparameters(ignore=["fetch_weights", "feature_input"])
         # Its state_dict names are NET_PREFIX + the network's: how a run's checkpoint is told
-        # apart before torch loads (checks.tensor_headers; test_weights_file asserts it).
+        # apart before torch loads (weights_files.tensor_headers; test_weights_file asserts it).
         self.net = build_model(
             model,
             num_classes=num_classes,
             in_chans=in_chans,
             image_size=image_size,
-            load_weights=load_weights,
-            features=features,
+            fetch_weights=fetch_weights,
         )
+        if features:  # the backbone yields features.layers instead of its pooled output
+            read_layers(self.net, features, head=model.get("head"))
         self.feature_input = feature_input
-        self.backbone_loaded = load_weights  # False: restored from a checkpoint
+        self.backbone_loaded = fetch_weights  # False: restored from a checkpoint
         self._finding_lr = False  # see searching_lr
         # What the network reads, not what the data has: a checkpoint rebuilds this stem.
         self.hparams["in_chans"] = self.net.data_config["input_size"][0]
@@ -80,7 +81,7 @@ class ClassifierModule(L.LightningModule):
             self.hparams["preprocess"] = asdict(Preprocess.following(data or {}, self.net))
         # mode=distill's frozen teacher: built for training only, never saved with the student
         self.teacher = None
-        if distill and load_weights:
+        if distill and fetch_weights:
             self.teacher = load_teacher(distill["teacher"], self.preprocess, num_classes)
         k = modes.get(mode["name"]).trainable_groups(len(self.net.groups), model.get("unfreeze"))
         freeze.set_trainable(self.net, k)
@@ -103,7 +104,7 @@ class ClassifierModule(L.LightningModule):
         # Expected calibration error: how far softmax confidence strays from accuracy. Not
         # for head=svm: a softmax of SVM margins is no probability, so its "error" (0.44 at
         # 95% accuracy on digits) would measure the margins' scale, not calibration.
-        calibrated = (head or {}).get("name") != "svm"
+        calibrated = heads.of(head).calibrated
         self.ece = nn.ModuleDict(
             {
                 f"{s}_": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")
@@ -208,7 +209,7 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         loss = self._step(batch, "train")
         # head=svm|logreg was fitted by scikit-learn: its epoch only logs, nothing steps.
-        return None if is_classical(self.hparams.get("head")) else loss
+        return loss if heads.of(self.hparams.get("head")).needs_optimizer else None
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")

@@ -22,13 +22,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from transferlab import modes
+from transferlab import heads, modes
 from transferlab.checks.augmentation import augmentation_active
 from transferlab.data.datamodule import EpochShuffle, ImageDataModule, Shard, rank_and_world
 from transferlab.errors import UserError
 from transferlab.features import cache as cache_io
 from transferlab.features.extract import compute_features
-from transferlab.features.heads import fit_head, is_classical
+from transferlab.features.heads import fit_head
 
 log = logging.getLogger("transferlab")
 
@@ -78,7 +78,7 @@ def trains_on_features(cfg: DictConfig) -> bool:
 
 def fits_head(cfg: DictConfig) -> bool:
     """head=svm|logreg: fitted by scikit-learn on the train features, not trained."""
-    return modes.of(cfg).feature_cache and is_classical(cfg.get("head"))
+    return modes.of(cfg).feature_cache and heads.of(cfg.get("head")).fitted_by_sklearn
 
 
 def cached_datamodule(

@@ -10,7 +10,6 @@ and files are written straight to disk.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 import lightning as L
@@ -18,6 +17,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from transferlab import compat
+from transferlab.atomic import link
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -62,15 +62,3 @@ class ModelCheckpoint(compat.LinkHookCheckpoint):
         if trainer.is_global_zero:
             link(filepath, linkpath)
         trainer.strategy.barrier("ModelCheckpoint: last.ckpt linked")
-
-
-def link(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    """`target` becomes the same file as `source` (a copy where hard links are refused)."""
-    tmp = f"{target}.tmp"  # os.link will not replace a file: link beside it, rename over
-    if os.path.lexists(tmp):
-        os.remove(tmp)
-    try:
-        os.link(source, tmp)
-    except OSError:  # a file system without hard links
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
