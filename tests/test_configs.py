@@ -8,6 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from transferlab import defaults, heads
 from transferlab.cli import CONF_DIR
 from transferlab.data.transforms import Preprocess
 from transferlab.models import build_model
@@ -87,3 +88,11 @@ def test_the_shared_training_policy_keys_are_the_ones_the_model_builder_strips()
 
     shared = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/train.yaml").model
     assert set(shared) == set(POLICY_KEYS)
+
+
+def test_the_codes_defaults_are_the_values_conf_sets(cfg_factory):
+    """A config without the key behaves as one composed from conf/."""
+    cfg = cfg_factory()
+    for key, value in defaults.DEFAULTS.items():
+        assert OmegaConf.select(cfg, key) == value, key
+    assert cfg.head.name == heads.DEFAULT

@@ -42,7 +42,7 @@ def test_a_new_head_is_one_row(cfg_factory, monkeypatch):
     validate_train(cfg)
     module = pipeline.build_module(cfg, instantiate(cfg.data.source))
     assert module.feature_input  # fitted once on features computed once
-    assert not module.ece  # not calibrated: no calibration error is logged
+    assert not module.metrics.ece  # not calibrated: no calibration error is logged
     with pytest.raises(UserError, match="head=ridge is fitted once on frozen backbone features"):
         validate_train(
             cfg_factory(*TINY, "mode=finetune", "augmentation=none", "head=svm", "head.name=ridge")

@@ -27,7 +27,7 @@ LAYERS = (
         "checks",
     },
     {"data", "models"},
-    {"finetune", "features", "distill", "lr_schedules", "averaging"},
+    {"finetune", "features", "distill", "lr_schedules", "averaging", "stage_metrics"},
     {"module"},
     {"runs"},
     {"pipeline", "tune"},

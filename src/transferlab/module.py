@@ -10,22 +10,20 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
 
-from transferlab import heads, lr_schedules, modes
+from transferlab import defaults, heads, lr_schedules, modes
 from transferlab.data.transforms import Preprocess
 from transferlab.distill import Teacher, distillation_loss
 from transferlab.errors import UserError
 from transferlab.features import slim
-from transferlab.features.cache import state_digest
 from transferlab.features.extract import read_layers
 from transferlab.finetune import freeze
 from transferlab.finetune.param_groups import param_groups
 from transferlab.models import build_model
+from transferlab.stage_metrics import StageMetrics
 from transferlab.weights_files.tensor_headers import WeightsFile
-
-STAGES = ("train", "val", "test")
 
 
 class ClassifierModule(L.LightningModule):
@@ -90,29 +88,7 @@ class ClassifierModule(L.LightningModule):
         if model.get("channels_last"):
             self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        # Keyed "<stage>_" because nn.Module already owns the attribute `train`.
-        self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
-        self.acc = nn.ModuleDict(
-            {f"{s}_": MulticlassAccuracy(num_classes, average="micro") for s in STAGES}
-        )
-        # top-5 only says something when there are more than five classes.
-        self.acc5 = nn.ModuleDict(
-            {f"{s}_": MulticlassAccuracy(num_classes, top_k=5, average="micro") for s in STAGES[1:]}
-            if num_classes > 5
-            else {}
-        )
-        # Expected calibration error: how far softmax confidence strays from accuracy. Not
-        # for head=svm: a softmax of SVM margins is no probability, so its "error" (0.44 at
-        # 95% accuracy on digits) would measure the margins' scale, not calibration.
-        calibrated = heads.of(head).calibrated
-        self.ece = nn.ModuleDict(
-            {
-                f"{s}_": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")
-                for s in STAGES[1:]
-            }
-            if calibrated
-            else {}
-        )
+        self.metrics = StageMetrics(num_classes, calibrated=heads.of(head).calibrated)
         if distill:  # the teacher's accuracy on the student's test split, for the summary
             self.teacher_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
@@ -136,14 +112,6 @@ class ClassifierModule(L.LightningModule):
         """Train with `lr` (the lr finder's pick): configure_optimizers and checkpoints read it."""
         self.hparams.optimizer["lr"] = float(lr)
 
-    def backbone_digest(self) -> str:
-        """The frozen backbone's weights digest, as they are now, recorded in the checkpoint: a
-        head saved without its backbone checks the one it is put back on, and the feature
-        cache keys on it."""
-        digest = state_digest(self.net.backbone)
-        self.hparams["features"]["weights_digest"] = digest
-        return digest
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.feature_input:
             return self.net.head(x)
@@ -153,7 +121,7 @@ class ClassifierModule(L.LightningModule):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if mode and self.hparams.model.get("frozen_bn", "eval") == "eval":
+        if mode and defaults.get(self.hparams.model, "model.frozen_bn") == "eval":
             freeze.eval_frozen_modules(self.net)
         return self
 
@@ -181,19 +149,9 @@ class ClassifierModule(L.LightningModule):
                 f"(trainer.gradient_clip_val=1.0) or check the data for NaNs. The last good "
                 f"checkpoint stays in checkpoints/."
             )
-        key = f"{stage}_"
-        # weighted by batch size: the mean over samples, however batches fall across ranks
-        self.loss[key](loss.detach(), weight=len(y))
-        self.acc[key](logits.detach(), y)
-        self.log(f"{stage}/loss", self.loss[key], on_step=False, on_epoch=True, prog_bar=True)
-        self.log(f"{stage}/acc", self.acc[key], on_step=False, on_epoch=True, prog_bar=True)
-        if key in self.acc5:
-            self.acc5[key](logits.detach(), y)
-            self.log(f"{stage}/acc_top5", self.acc5[key], on_step=False, on_epoch=True)
-        if key in self.ece:
-            # in float32: half-precision logits (precision=16-mixed) would round the confidences
-            self.ece[key](logits.detach().float().softmax(dim=1), y)
-            self.log(f"{stage}/ece", self.ece[key], on_step=False, on_epoch=True)
+        logged = self.metrics.update(stage, loss.detach(), logits.detach(), y)
+        for name, (metric, prog_bar) in logged.items():
+            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=prog_bar)
         return loss
 
     def _with_teacher(self, x, y, logits, loss, stage: str) -> torch.Tensor:
@@ -230,14 +188,14 @@ class ClassifierModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        self.val_acc_best(self.acc["val_"].compute())
+        self.val_acc_best(self.metrics.acc["val_"].compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # A head trained on cached features leaves its frozen backbone out of every epoch's
         # checkpoint (14 MB each for Lite0); pipeline.train puts it back once, after fit.
-        if self.feature_input or not (self.hparams.get("features") or {}).get(
-            "save_backbone", True
+        if self.feature_input or not defaults.get(
+            self.hparams.get("features"), "features.save_backbone"
         ):
             slim.drop_backbone(checkpoint)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import heads, modes
+from transferlab import defaults, heads, modes
 from transferlab.checks.augmentation import augmentation_active
 from transferlab.errors import UserError
 
@@ -62,7 +62,7 @@ def _features_and_head(cfg: DictConfig) -> None:
     """Feature-cache and head= options that cannot work, alone or with the mode."""
     features, head = _plain(cfg.get("features") or {}), _plain(cfg.get("head") or {})
     mode = modes.of(cfg)
-    if features.get("cache", "auto") not in CACHE_MODES:
+    if defaults.get(features, "features.cache") not in CACHE_MODES:
         raise UserError(
             f"Unknown features.cache={features.get('cache')!r}. Choose one of "
             f"{', '.join(CACHE_MODES)}, e.g. features.cache=auto."
@@ -84,14 +84,14 @@ def _features_and_head(cfg: DictConfig) -> None:
             f"head={name} is fitted once on fixed features, so train-time augmentation cannot "
             f"apply. Use augmentation=none with it, or head=linear to train on augmented images."
         )
-    if not features.get("save_backbone", True) and not mode.feature_cache:
+    if not defaults.get(features, "features.save_backbone") and not mode.feature_cache:
         raise UserError(
             f"features.save_backbone=false leaves the backbone out of checkpoints, but "
             f"mode={mode.name} trains it. Use it with mode=feature_extract only, or keep "
             "features.save_backbone=true."
         )
-    frozen_bn = cfg.model.get("frozen_bn", "eval")
-    if not features.get("save_backbone", True) and frozen_bn == "train":
+    frozen_bn = defaults.get(cfg.model, "model.frozen_bn")
+    if not defaults.get(features, "features.save_backbone") and frozen_bn == "train":
         raise UserError(
             "features.save_backbone=false stores only the head, but model.frozen_bn=train lets "
             "BatchNorm statistics change during training, so the backbone must be saved. Use "

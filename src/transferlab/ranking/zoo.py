@@ -119,7 +119,7 @@ def features_of(candidate: Candidate, passed: list[str]) -> Features:
     )
     images.prepare_data()
     images.setup()
-    module.backbone_digest()  # of the weights as built: the cache key reads it
+    feature_training.record_backbone_digest(module)  # as built: the cache key reads it
     cache = None
     if cfg.features.cache != "off":
         cache = feature_training.feature_cache(cfg, module, module.hparams["features"])
