@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from transferlab.errors import UserError
+from transferlab.errors import row_of
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,7 @@ DEFAULT = "linear"  # conf/train.yaml's head default; a config without a head no
 
 def get(name) -> Head:
     """The head called `name`, or UserError listing the heads there are."""
-    try:
-        return HEADS[str(name)]
-    except KeyError:
-        raise UserError(
-            f"Unknown head {name!r}. Choose one of {', '.join(HEADS)}, e.g. head=svm."
-        ) from None
+    return row_of(HEADS, name, "head", "head=svm")
 
 
 def of(head: Mapping | None) -> Head:

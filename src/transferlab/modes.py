@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transferlab.errors import UserError
+from transferlab.errors import row_of
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,7 @@ MODES = {
 
 def get(name) -> Mode:
     """The mode called `name`, or UserError listing the modes there are."""
-    try:
-        return MODES[str(name)]
-    except KeyError:
-        raise UserError(
-            f"Unknown mode {name!r}. Choose one of {', '.join(MODES)}, e.g. mode=finetune."
-        ) from None
+    return row_of(MODES, name, "mode", "mode=finetune")
 
 
 def of(cfg) -> Mode:
