@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import itertools
 import json
 import os
 import re
@@ -19,7 +20,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tests.torchvision_files import FixtureFiles, write_datasets, write_hub_weights
 from transferlab.cli import CONF_DIR  # registers the run-folder resolvers
@@ -64,6 +66,35 @@ def compared_outside(names, home: str) -> list[str]:
 
 
 _AFFIXES = ("endswith", "startswith")
+
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+# where `data=mnist` keeps the decoded registry copy (the first test to run fetches it)
+MNIST_CACHE = instantiate(
+    OmegaConf.create(
+        {"x": OmegaConf.load(Path(CONF_DIR) / "data" / "mnist.yaml").data.source.cache_dir}
+    )
+).x
+
+
+def sweep_jobs(name: str) -> list[list[str]]:
+    """The override lists of the jobs `python train.py -m experiment=<name>` would run."""
+    params = compose_hydra("train", [f"experiment={name}"]).hydra.sweeper.params or {}
+    # Hydra's own grammar splits "a,b" and "[512],[64]" into choices; mimic it for the test.
+    choices = [[f"{key}={v}" for v in _split(str(value))] for key, value in params.items()]
+    return [list(job) for job in itertools.product(*choices)]
+
+
+def _split(value: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in value:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [*parts, current.strip()]
 
 
 def compose_hydra(name: str, overrides: list[str]) -> DictConfig:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_packaged import MNIST_CACHE
+from tests.conftest import MNIST_CACHE, ROOT
 from tests.torchvision_files import write_mnist_folder
 from transferlab.errors import UserError
 from transferlab.study import plan as planning
