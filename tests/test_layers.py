@@ -20,6 +20,7 @@ LAYERS = (
         "modes",
         "heads",
         "datasets",
+        "defaults",
         "model_facts",
         "weights_files",
         "image_files",
