@@ -6,7 +6,7 @@ from __future__ import annotations
 from hydra import compose
 from omegaconf import DictConfig
 
-from transferlab import input_size, modes
+from transferlab import heads, input_size, modes
 from transferlab.checks.commands import validate_train
 from transferlab.errors import UserError
 from transferlab.study.batches import TRAIN_PY
@@ -20,7 +20,6 @@ LABELS = {
     "finetune": "fine-tune",
     "gradual": "gradual unfreezing",
 }
-CLASSICAL_HEADS = ("svm", "logreg")
 QUIET = ["extras.print_config=false", "task_name=study"]
 
 
@@ -35,10 +34,9 @@ def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
             f"Arms are the files in conf/arm: {', '.join(options)}; add a file there for "
             "another recipe."
         ) from None
-    row = modes.of(cfg)
-    if row.weights == "ignored":
+    if modes.of(cfg).ignores_weights:
         kind, cfg = RANDOM_INIT, compose("train", overrides=[*overrides, f"arm={name}"])
-    elif str((cfg.get("head") or {}).get("name")) in CLASSICAL_HEADS:
+    elif heads.of(cfg.get("head")).fitted_by_sklearn:
         kind = "classical"
     else:
         kind = "trained"
