@@ -1,0 +1,206 @@
+"""Partial fine-tuning on activations computed once: the frozen prefix of the backbone.
+
+When the first backbone groups stay frozen for the whole run (mode=partial), frozen layers
+sit in eval mode and no augmentation is on (`training.why_not_cached`, the feature cache's
+conditions), the activations entering the first trainable layer are a fixed function of
+each image. They are computed once per split through the `FeatureCache` (keyed like
+features, plus the cut) and every epoch runs only the trainable tail and the head.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from transferlab import modes
+from transferlab.data.datamodule import ImageDataModule
+from transferlab.errors import UserError
+from transferlab.features import training
+from transferlab.features.extract import compute_features
+
+log = logging.getLogger("transferlab")
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+# Modules whose output depends on more than their input while they train: a prefix must
+# hold none of them in training mode, or caching it would change what the run computes.
+_RANDOM_OR_BATCH_STATE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+
+
+@dataclass
+class BackboneCut:
+    """A backbone as steps input -> output, cut before its first trainable step.
+
+    `finish` turns the last step's output into the backbone's (timm's `forward_head`:
+    pooling). The cut holds references only: state_dict keys stay those of the network.
+    """
+
+    steps: list[tuple[str, nn.Module]]
+    finish: Callable[[torch.Tensor], torch.Tensor]
+    at: int  # steps[:at] are the frozen prefix
+
+    @property
+    def after(self) -> str:
+        """The module path whose output is cached."""
+        return self.steps[self.at - 1][0]
+
+    def prefix(self) -> nn.Module:
+        """The frozen prefix as one module (for a feature pass; its layers stay shared)."""
+        return nn.Sequential(*(module for _, module in self.steps[: self.at])).eval()
+
+    def tail(self, x: torch.Tensor) -> torch.Tensor:
+        for _, module in self.steps[self.at :]:
+            x = module(x)
+        return self.finish(x)
+
+
+def _flat(path: str, module: nn.Module) -> list[tuple[str, nn.Module]]:
+    if isinstance(module, nn.Sequential):
+        return [
+            s for name, child in module.named_children() for s in _flat(f"{path}{name}.", child)
+        ]
+    return [(path.rstrip("."), module)]
+
+
+def backbone_steps(backbone: nn.Module) -> tuple[list, Callable] | None:
+    """(steps, finish) of the backbones whose forward is a plain chain; None for others."""
+    if isinstance(backbone, nn.Sequential):  # torchvision AlexNet/VGG, our CNN
+        return _flat("", backbone), nn.Identity()
+    # timm's EfficientNet family: forward_features = conv_stem, bn1, blocks, conv_head, bn2
+    names = ("conv_stem", "bn1", "blocks", "conv_head", "bn2")
+    if type(backbone).__name__ == "EfficientNet" and all(hasattr(backbone, n) for n in names):
+        steps = [s for n in names for s in _flat(f"{n}.", getattr(backbone, n))]
+        return steps, backbone.forward_head
+    return None
+
+
+def _fixed(module: nn.Module) -> bool:
+    """Frozen, and computing the same output for the same input in every epoch."""
+    if any(p.requires_grad for p in module.parameters()):
+        return False
+    return not any(m.training and isinstance(m, _RANDOM_OR_BATCH_STATE) for m in module.modules())
+
+
+def find_cut(backbone: nn.Module) -> tuple[BackboneCut | None, str]:
+    """The longest fixed prefix of `backbone`, or None and why there is none."""
+    found = backbone_steps(backbone)
+    if found is None:
+        return None, f"no cut is known for a {type(backbone).__name__} backbone"
+    steps, finish = found
+    at = 0
+    while at < len(steps) and _fixed(steps[at][1]):
+        at += 1
+    if at == 0:
+        return None, "the backbone's first layer trains, so no frozen prefix precedes it"
+    return BackboneCut(steps, finish, at), ""
+
+
+def plan(cfg: DictConfig, net: nn.Module) -> BackboneCut | None:
+    """The cut a run trains behind, or None; the log says which path it takes and why."""
+    mode = modes.of(cfg)
+    if mode.unfreezes_during_run:
+        log.info(
+            "Prefix cache off: mode=%s unfreezes groups during the run, so a group inside "
+            "each phase's prefix trains later; the frozen layers run on every batch.",
+            mode.name,
+        )
+        return None
+    if not mode.prefix_cache:
+        return None
+    if why := training.why_not_cached(cfg):
+        log.info("Prefix cache off: the frozen layers run on every batch, because %s.", why)
+        return None
+    cut, why = find_cut(net.backbone)
+    if cut is None:
+        log.info("Prefix cache off: the frozen layers run on every batch, because %s.", why)
+        return None
+    log.info(
+        "Prefix cache on: the frozen backbone up to %s (%d of %d steps) runs once per image; "
+        "each epoch runs the last %d steps and the head.",
+        cut.after,
+        cut.at,
+        len(cut.steps),
+        len(cut.steps) - cut.at,
+    )
+    return cut
+
+
+def dtype_of(cfg: DictConfig) -> torch.dtype:
+    name = str((cfg.get("features") or {}).get("dtype", "float32"))
+    if name not in DTYPES:
+        raise UserError(
+            f"Unknown features.dtype={name!r}. Choose one of {', '.join(DTYPES)}, "
+            "e.g. features.dtype=float32 (exact) or float16 (half the memory)."
+        )
+    return DTYPES[name]
+
+
+def bytes_per_image(cut: BackboneCut, images: ImageDataModule, dtype: torch.dtype) -> int:
+    """Memory of one image's stored activations."""
+    first, _ = next(iter(images.loader(images.train_set, 1)))
+    with torch.inference_mode():
+        out = cut.prefix()(images.eval_batch(first))
+    return out.numel() * torch.empty(0, dtype=dtype).element_size()
+
+
+def total_ram() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def keep_in_memory(cfg: DictConfig, needed: int, world_size: int) -> bool:
+    """features.cache=auto: in this process when all splits fit features.memory_share of
+    RAM and one process trains; else the disk cache, which parallel jobs and DDP ranks
+    share under its lock."""
+    chosen = str(cfg.features.cache)
+    if chosen in ("memory", "disk"):
+        return chosen == "memory"
+    share = float(cfg.features.get("memory_share", 0.25))
+    budget = share * total_ram()
+    fits = needed <= budget and world_size == 1
+    log.info(
+        "Prefix cache: %.1f MB of activations, %s %.0f%% of RAM (%.1f GB)%s: %s.",
+        needed / 1e6,
+        "within" if needed <= budget else "over",
+        share * 100,
+        budget / share / 1e9,
+        "" if world_size == 1 else f", {world_size} processes",
+        "kept in memory" if fits else f"on disk under {cfg.features.cache_dir}",
+    )
+    return fits
+
+
+def cached_datamodule(
+    cfg: DictConfig, module, images: ImageDataModule, trainer: L.Trainer
+) -> training.FeatureDataModule:
+    """Each split's activations at `module.cut` (cached), as (activation, label) batches."""
+    cut, dtype = module.cut, dtype_of(cfg)
+    if trainer.local_rank == 0:
+        images.prepare_data()
+    images.setup()
+    sizes = sum(len(getattr(images, f"{s}_set")) for s in training.SPLITS)
+    memory = keep_in_memory(cfg, sizes * bytes_per_image(cut, images, dtype), trainer.world_size)
+    what = {
+        "prefix_after": cut.after,
+        "prefix_steps": cut.at,
+        "dtype": str(dtype),
+        "batch_size": cfg.features.batch_size,
+    }
+    features = {"weights_digest": module.backbone_digest()}
+    cache = training.feature_cache(cfg, module, features, what=what, memory=memory)
+    prefix = cut.prefix()
+
+    def stored(backbone, batches, device, prepare):
+        found, labels = compute_features(backbone, batches, device=device, prepare=prepare)
+        return found.to(dtype), labels
+
+    splits = {
+        s: training.split_features(cfg, module, images, s, cache, prefix, stored)
+        for s in training.SPLITS
+    }
+    return training.FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed)
