@@ -13,11 +13,13 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightning as L
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from transferlab import modes
 from transferlab.data.datamodule import ImageDataModule
@@ -48,11 +50,23 @@ class BackboneCut:
     @property
     def after(self) -> str:
         """The module path whose output is cached."""
-        return self.steps[self.at - 1][0]
+        return self.after_step(self.at)
 
-    def prefix(self) -> nn.Module:
-        """The frozen prefix as one module (for a feature pass; its layers stay shared)."""
-        return nn.Sequential(*(module for _, module in self.steps[: self.at])).eval()
+    def after_step(self, stop: int) -> str:
+        return self.steps[stop - 1][0]
+
+    def part(self, start: int = 0, stop: int | None = None) -> nn.Module:
+        """Frozen steps [start, stop) (default: the prefix) as one module for a feature pass;
+        its layers stay the network's own."""
+        stop = self.at if stop is None else stop
+        return nn.Sequential(*(module for _, module in self.steps[start:stop])).eval()
+
+    def first_step_of(self, param_names: set[str]) -> int:
+        """Index of the first step holding one of `param_names` (the network's names)."""
+        for i, (path, module) in enumerate(self.steps):
+            if any(f"backbone.{path}.{n}" in param_names for n, _ in module.named_parameters()):
+                return i
+        return len(self.steps)
 
     def tail(self, x: torch.Tensor) -> torch.Tensor:
         for _, module in self.steps[self.at :]:
@@ -141,11 +155,14 @@ def dtype_of(cfg: DictConfig) -> torch.dtype:
     return DTYPES[name]
 
 
-def bytes_per_image(cut: BackboneCut, images: ImageDataModule, dtype: torch.dtype) -> int:
-    """Memory of one image's stored activations."""
+def bytes_per_image(
+    cut: BackboneCut, images: ImageDataModule, dtype: torch.dtype, stop: int | None = None
+) -> int:
+    """Memory of one image's stored activations after `stop` steps (default: the prefix)."""
+    stop = cut.at if stop is None else stop
     first, _ = next(iter(images.loader(images.train_set, 1)))
     with torch.inference_mode():
-        out = cut.prefix()(images.eval_batch(first))
+        out = cut.part(0, stop)(images.eval_batch(first))
     return out.numel() * torch.empty(0, dtype=dtype).element_size()
 
 
@@ -175,32 +192,85 @@ def keep_in_memory(cfg: DictConfig, needed: int, world_size: int) -> bool:
     return fits
 
 
+def sweep_unfreeze() -> list[int]:
+    """The model.unfreeze values of the multirun this job belongs to ([] outside one)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return []
+    saved = Path(HydraConfig.get().sweep.dir) / "multirun.yaml"  # what the sweeper ran
+    if not saved.is_file():
+        return []
+    hydra = OmegaConf.load(saved).hydra
+    given = [
+        *hydra.overrides.task,
+        *(f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()),
+    ]
+    values: list[str] = []
+    for override in OverridesParser.create().parse_overrides(given):
+        if override.key_or_group == "model.unfreeze":
+            sweep = override.is_sweep_override()
+            values += override.sweep_string_iterator() if sweep else [str(override.value())]
+    return [int(v) for v in values if str(v).isdigit()]
+
+
+def shared_base(cut: BackboneCut, net, values: list[int]) -> int:
+    """Steps of the prefix every job of a `model.unfreeze` sweep shares: the shallowest cut
+    among them, computed from images once; each job runs on from it to its own cut."""
+    groups = net.groups
+    firsts = [
+        cut.first_step_of({n for g in groups[len(groups) - k :] for n in g.param_names})
+        for k in values
+        if 0 < k <= len(groups)
+    ]
+    base = min([cut.at, *firsts])
+    return base if base > 0 else cut.at
+
+
 def cached_datamodule(
     cfg: DictConfig, module, images: ImageDataModule, trainer: L.Trainer
 ) -> training.FeatureDataModule:
-    """Each split's activations at `module.cut` (cached), as (activation, label) batches."""
+    """Each split's activations at `module.cut` (cached), as (activation, label) batches.
+
+    In a `model.unfreeze` sweep they run on from the sweep's shared base (cached too)."""
     cut, dtype = module.cut, dtype_of(cfg)
     if trainer.local_rank == 0:
         images.prepare_data()
     images.setup()
+    base = shared_base(cut, module.net, sweep_unfreeze())
+    stops = sorted({base, cut.at})
+    per_image = sum(bytes_per_image(cut, images, dtype, stop) for stop in stops)
     sizes = sum(len(getattr(images, f"{s}_set")) for s in training.SPLITS)
-    memory = keep_in_memory(cfg, sizes * bytes_per_image(cut, images, dtype), trainer.world_size)
-    what = {
-        "prefix_after": cut.after,
-        "prefix_steps": cut.at,
-        "dtype": str(dtype),
-        "batch_size": cfg.features.batch_size,
-    }
-    features = {"weights_digest": module.backbone_digest()}
-    cache = training.feature_cache(cfg, module, features, what=what, memory=memory)
-    prefix = cut.prefix()
+    memory = keep_in_memory(cfg, sizes * per_image, trainer.world_size)
+    digest = module.backbone_digest()
+
+    def cache_at(stop: int):
+        what = {"prefix_steps": stop, "dtype": str(dtype), "batch_size": cfg.features.batch_size}
+        what["prefix_after"] = cut.after_step(stop)
+        features = {"weights_digest": digest}
+        return training.feature_cache(cfg, module, features, what=what, memory=memory)
 
     def stored(backbone, batches, device, prepare):
         found, labels = compute_features(backbone, batches, device=device, prepare=prepare)
         return found.to(dtype), labels
 
-    splits = {
-        s: training.split_features(cfg, module, images, s, cache, prefix, stored)
-        for s in training.SPLITS
-    }
+    def split(name: str):
+        found = training.split_features(
+            cfg, module, images, name, cache_at(base), cut.part(0, base), stored
+        )
+        if base == cut.at:
+            return found
+
+        def run_on(backbone, _images, device, prepare):
+            batches = DataLoader(TensorDataset(*found), batch_size=cfg.features.batch_size)
+            return stored(backbone, batches, device, prepare=lambda x: x.float())
+
+        log.info("Prefix cache: %s runs on from the sweep's shared %s", name, cut.after_step(base))
+        return training.split_features(
+            cfg, module, images, name, cache_at(cut.at), cut.part(base), run_on
+        )
+
+    splits = {name: split(name) for name in training.SPLITS}
     return training.FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed)
