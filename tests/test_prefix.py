@@ -11,6 +11,7 @@ import torch
 from omegaconf import open_dict
 from PIL import Image
 from sklearn.datasets import load_digits
+from torch import nn
 
 from tests.conftest import (
     QUIET,
@@ -23,6 +24,7 @@ from tests.conftest import (
 )
 from transferlab.features import prefix
 from transferlab.features.training import FeatureDataModule
+from transferlab.models.scratch import cnn
 from transferlab.pipeline import build_run
 from transferlab.pipeline import train as train_pipeline
 
@@ -119,6 +121,19 @@ def test_runs_that_cannot_cache_the_prefix_read_images_and_the_log_says_why(
         module, _, _ = build_run(cfg, tmp_path)
     assert module.cut is None
     assert caplog.text.count("Prefix cache off") == 1 and why in caplog.text, caplog.text
+
+
+def test_a_trainable_first_group_or_a_training_dropout_ends_the_prefix():
+    net = cnn(num_classes=3, in_chans=1, channels=(4, 8))
+    for name, param in net.named_parameters():  # block1 trains, block2 frozen behind it
+        param.requires_grad_(name.startswith("backbone.block1"))
+    cut, why = prefix.find_cut(net.backbone)
+    assert cut is None and "first layer trains" in why
+    frozen, dropout, trainable = nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 2)
+    frozen.requires_grad_(False)
+    cut, _ = prefix.find_cut(nn.Sequential(frozen, dropout, trainable))
+    assert cut.at == 1  # the dropout draws anew each epoch: it runs in the tail
+    assert prefix.find_cut(nn.Sequential(frozen, dropout.eval(), trainable))[0].at == 2
 
 
 # --- never stale --------------------------------------------------------------------
