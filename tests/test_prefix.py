@@ -136,6 +136,15 @@ def test_a_trainable_first_group_or_a_training_dropout_ends_the_prefix():
     assert prefix.find_cut(nn.Sequential(frozen, dropout.eval(), trainable))[0].at == 2
 
 
+def test_auto_keeps_activations_in_memory_only_within_the_share_and_one_process(cfg_factory):
+    cfg = cfg_factory(*PARTIAL[:-2], "features.memory_share=0.1")
+    tenth = prefix.total_ram() // 10
+    assert prefix.keep_in_memory(cfg, tenth - 1, world_size=1)
+    assert not prefix.keep_in_memory(cfg, tenth + 1, world_size=1)  # over the share: disk
+    assert not prefix.keep_in_memory(cfg, 1, world_size=2)  # DDP ranks share the disk copy
+    assert prefix.keep_in_memory(cfg_factory("features.cache=memory"), 2**60, world_size=1)
+
+
 # --- never stale --------------------------------------------------------------------
 
 

@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from transferlab import modes
 from transferlab.data.datamodule import ImageDataModule
-from transferlab.errors import UserError
 from transferlab.features import training
 from transferlab.features.extract import compute_features
 
@@ -146,13 +145,8 @@ def plan(cfg: DictConfig, net: nn.Module) -> BackboneCut | None:
 
 
 def dtype_of(cfg: DictConfig) -> torch.dtype:
-    name = str((cfg.get("features") or {}).get("dtype", "float32"))
-    if name not in DTYPES:
-        raise UserError(
-            f"Unknown features.dtype={name!r}. Choose one of {', '.join(DTYPES)}, "
-            "e.g. features.dtype=float32 (exact) or float16 (half the memory)."
-        )
-    return DTYPES[name]
+    """features.dtype (checks.options refused any other than float32 and float16)."""
+    return DTYPES[str((cfg.get("features") or {}).get("dtype", "float32"))]
 
 
 def bytes_per_image(
@@ -170,23 +164,35 @@ def total_ram() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def parallel_jobs() -> bool:
+    """Whether this job's sweep runs its jobs in other processes (joblib, submitit...)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return False
+    launcher = str((HydraConfig.get().get("launcher") or {}).get("_target_", ""))
+    return bool(launcher) and not launcher.endswith("BasicLauncher")
+
+
 def keep_in_memory(cfg: DictConfig, needed: int, world_size: int) -> bool:
     """features.cache=auto: in this process when all splits fit features.memory_share of
-    RAM and one process trains; else the disk cache, which parallel jobs and DDP ranks
-    share under its lock."""
+    RAM and no other process needs them; else the disk cache, which parallel jobs and DDP
+    ranks share under its lock."""
     chosen = str(cfg.features.cache)
     if chosen in ("memory", "disk"):
         return chosen == "memory"
     share = float(cfg.features.get("memory_share", 0.25))
     budget = share * total_ram()
-    fits = needed <= budget and world_size == 1
+    others = f"{world_size} DDP processes" if world_size > 1 else ""
+    others = others or ("parallel sweep jobs" if parallel_jobs() else "")
+    fits = needed <= budget and not others
     log.info(
         "Prefix cache: %.1f MB of activations, %s %.0f%% of RAM (%.1f GB)%s: %s.",
         needed / 1e6,
         "within" if needed <= budget else "over",
         share * 100,
         budget / share / 1e9,
-        "" if world_size == 1 else f", {world_size} processes",
+        f", shared by {others}" if others else "",
         "kept in memory" if fits else f"on disk under {cfg.features.cache_dir}",
     )
     return fits
