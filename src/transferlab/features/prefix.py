@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from transferlab import modes
+from transferlab import defaults, modes
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.features import training
 from transferlab.features.extract import compute_features
@@ -146,7 +146,7 @@ def plan(cfg: DictConfig, net: nn.Module) -> BackboneCut | None:
 
 def dtype_of(cfg: DictConfig) -> torch.dtype:
     """features.dtype (checks.options refused any other than float32 and float16)."""
-    return DTYPES[str((cfg.get("features") or {}).get("dtype", "float32"))]
+    return DTYPES[str(defaults.get(cfg.get("features"), "features.dtype"))]
 
 
 def bytes_per_image(
@@ -178,10 +178,10 @@ def keep_in_memory(cfg: DictConfig, needed: int, world_size: int) -> bool:
     """features.cache=auto: in this process when all splits fit features.memory_share of
     RAM and no other process needs them; else the disk cache, which parallel jobs and DDP
     ranks share under its lock."""
-    chosen = str(cfg.features.cache)
+    chosen = str(defaults.get(cfg.features, "features.cache"))
     if chosen in ("memory", "disk"):
         return chosen == "memory"
-    share = float(cfg.features.get("memory_share", 0.25))
+    share = float(defaults.get(cfg.features, "features.memory_share"))
     budget = share * total_ram()
     others = f"{world_size} DDP processes" if world_size > 1 else ""
     others = others or ("parallel sweep jobs" if parallel_jobs() else "")
@@ -250,7 +250,7 @@ def cached_datamodule(
     per_image = sum(bytes_per_image(cut, images, dtype, stop) for stop in stops)
     sizes = sum(len(getattr(images, f"{s}_set")) for s in training.SPLITS)
     memory = keep_in_memory(cfg, sizes * per_image, trainer.world_size)
-    digest = module.backbone_digest()
+    digest = training.record_backbone_digest(module)
 
     def cache_at(stop: int):
         what = {"prefix_steps": stop, "dtype": str(dtype), "batch_size": cfg.features.batch_size}
