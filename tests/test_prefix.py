@@ -251,8 +251,8 @@ def test_a_killed_cached_partial_run_resumes_bit_identical(cnn_run, tmp_path):
 def test_vgg16_seed_004_sweep_runs_through_the_prefix_cache_at_224_px(
     dataset_files, vgg16_weights, tmp_path
 ):
-    quick = ["seed=0", "epochs=1", "batch_size=4", "data.source.limit=8"]
-    quick += ["data.source.eval_limit=8", QUIET]
+    quick = ["seed=0", "epochs=1", "batch_size=4", "data.source.limit=20"]
+    quick += ["data.source.eval_limit=20", QUIET]
     proc = run_cli_on_fixtures(
         "train.py",
         "-m",
