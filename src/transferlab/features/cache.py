@@ -160,7 +160,7 @@ def _read_valid(path: Path, key: str, expected: int) -> Features | None:
     features, labels = blob.get("features"), blob.get("labels")
     if not (isinstance(features, torch.Tensor) and isinstance(labels, torch.Tensor)):
         return _rejected(path, "no feature or label tensors")
-    if features.ndim != 2 or labels.ndim != 1 or not len(features) == len(labels) == expected:
+    if features.ndim < 2 or labels.ndim != 1 or not len(features) == len(labels) == expected:
         return _rejected(path, f"{len(labels)} items where the split has {expected}")
     if blob.get("checksum") != _checksum(features, labels):
         return _rejected(path, "checksum mismatch (corrupt)")
@@ -182,8 +182,8 @@ def timed_pass(split: str, compute: Callable[[], Features], where: str) -> Featu
 
 
 def _shape(found: Features) -> str:
-    features = found[0]
-    return f"({len(features)} x {features.shape[1] if features.ndim == 2 else 0})"
+    features = found[0]  # (N, D) features, or (N, C, H, W) activations of a prefix
+    return " x ".join(str(n) for n in (len(features), *features.shape[1:])).join("()")
 
 
 def _rejected(path: Path, why: str) -> None:
