@@ -72,7 +72,7 @@ def test_the_listing_keeps_the_order_of_sorted_rglob_so_seeded_splits_stay_the_s
         (tmp_path / "tree" / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (4, 4)).save(tmp_path / "tree" / rel)
     index = FileIndex.of(tmp_path / "tree", tmp_path / "index")
-    listed = [rel for rel, _ in index.files("")]
+    listed = [rel for rel, _, _ in index.files("")]
     tree = (tmp_path / "tree").resolve()
     assert listed == [str(p.relative_to(tree)) for p in sorted(tree.rglob("*")) if p.is_file()]
 
@@ -100,7 +100,7 @@ def test_an_index_of_another_format_or_folder_is_rebuilt_not_trusted(tmp_path):
     tree = (tmp_path / "tree").resolve()
     path = file_index.index_path(tree, tmp_path / "index")
     path.parent.mkdir()
-    path.write_text('{"format": 1, "tree": "/elsewhere", "dirs": {"": {"files": []}}}')
+    path.write_text('{"format": 2, "tree": "/elsewhere", "dirs": {"": {"names": []}}}')
     assert len(list(FileIndex.of(tree, tmp_path / "index").files(""))) == 18
     path.write_text("{truncated")
     assert len(list(FileIndex.of(tree, tmp_path / "index").files(""))) == 18

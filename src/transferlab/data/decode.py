@@ -28,7 +28,8 @@ def open_image(path: str | Path, mode: str, draft_size: int | None = None) -> Im
         if draft_size is not None and img.format == "JPEG":
             img.draft(img.mode, (draft_size, draft_size))  # both sides stay >= it
         img.load()
-        return in_mode(ImageOps.exif_transpose(img), mode)
+        ImageOps.exif_transpose(img, in_place=True)  # not in place, it copies every image
+        return in_mode(img, mode)
 
 
 def in_mode(img: Image.Image, mode: str) -> Image.Image:

@@ -8,6 +8,7 @@ how a file becomes a picture (orientation, colour, bit depth) is `data.decode`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from torch.utils.data import Dataset, Subset
 
 from transferlab.data.decode import open_image, readable
 from transferlab.data.file_index import FileIndex, index_path
-from transferlab.data.folder_report import FolderReport
+from transferlab.data.folder_report import FolderReport, Listing, drop_undecodable, list_images
 from transferlab.data.folders import class_folders, class_tree, no_images
 from transferlab.data.sources import Splits, stratified_split
 from transferlab.data.subsets import cut
@@ -124,6 +125,12 @@ class ImageFolderSource:
         splits = tuple(ImageFiles(files, labels, mode, signs) for files, labels, signs in parts)
         return cut(splits, self.limit, self.shots, seed, self.eval_limit)
 
+    def train_files(self) -> tuple[list[str], list[int]]:
+        """The training tree's image files and labels as listed (through the file index)."""
+        report = FolderReport(self.root, self.skip_corrupt)
+        files, labels, _ = self._scan(self._train_dir(), self.classes, report)
+        return files, labels
+
     def _train_dir(self) -> Path:
         if not self.root.is_dir():
             raise UserError(
@@ -147,19 +154,29 @@ class ImageFolderSource:
                 f"{self._train_dir()} ({classes}). Fix: give every split folder the same "
                 "class subfolders."
             )
-        index = FileIndex.of(folder, self.index_dir)
-        report.outside_classes(index, classes)
-        per_class = [report.images(index, name) for name in classes]
+        listing = self._listing(FileIndex.of(folder, self.index_dir), classes, report)
+        report.add(listing)
+        files, labels, signatures = [], [], []
+        prefix = f"{Path(folder).resolve()}/"
+        for label, (name, rels) in enumerate(zip(classes, listing.rels, strict=True)):
+            if not rels:
+                raise no_images(folder / name)
+            files += [prefix + rel for rel in rels]
+            signatures += listing.signatures[label]
+            labels += [label] * len(rels)
+        return files, labels, signatures
+
+    def _listing(self, index: FileIndex, classes: list[str], report: FolderReport) -> Listing:
+        """The tree's images per class: derived from its index once, then read back."""
+        key = json.dumps(classes, ensure_ascii=False)
+        if not self.skip_corrupt and key in index.listings:
+            return Listing.from_stored(index.listings[key])
+        listing, records = list_images(index, classes)
         if self.skip_corrupt:
             where = index_path(index.tree, self.index_dir) if self.index_dir else None
-            entries = [item for found in per_class for item in found]
-            report.decoded += index.check_decodes(entries, readable, where)
-            per_class = [report.decodable(index, found) for found in per_class]
-        files, labels, signatures = [], [], []
-        for label, (name, found) in enumerate(zip(classes, per_class, strict=True)):
-            if not found:
-                raise no_images(folder / name)
-            files += [f"{index.tree}/{rel}" for rel, _ in found]
-            signatures += [f"{entry[1]}|{entry[2]}" for _, entry in found]
-            labels += [label] * len(found)
-        return files, labels, signatures
+            report.decoded += index.check_decodes([f for r in records for f in r], readable, where)
+            return drop_undecodable(listing, records)
+        if self.index_dir is not None:
+            index.listings[key] = listing.stored()
+            index.save(index_path(index.tree, self.index_dir))
+        return listing
