@@ -104,3 +104,21 @@ def test_an_index_of_another_format_or_folder_is_rebuilt_not_trusted(tmp_path):
     assert len(list(FileIndex.of(tree, tmp_path / "index").files(""))) == 18
     path.write_text("{truncated")
     assert len(list(FileIndex.of(tree, tmp_path / "index").files(""))) == 18
+
+
+def test_decode_verdicts_saved_by_another_process_meanwhile_are_not_decoded_again(tmp_path):
+    write_image_folder(tmp_path / "tree")
+    (tmp_path / "tree" / "dog" / "broken.png").write_bytes(b"not a png at all")
+    rank0 = FileIndex.of(tmp_path / "tree", tmp_path / "index")  # two ranks read the index
+    rank1 = FileIndex.of(tmp_path / "tree", tmp_path / "index")
+    path = file_index.index_path(rank0.tree, tmp_path / "index")
+    decoded: list[str] = []
+
+    def decodes(file: str) -> bool:
+        decoded.append(file)
+        return image_folder.readable(file)
+
+    assert rank0.check_decodes(list(rank0.files("")), decodes, path) == 19
+    assert rank1.check_decodes(list(rank1.files("")), decodes, path) == 0
+    verdicts = {rel: d["decodes"][i] for rel, d, i in rank1.files("")}
+    assert verdicts["dog/broken.png"] is False and sum(verdicts.values()) == 18

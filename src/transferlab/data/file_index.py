@@ -121,6 +121,7 @@ class FileIndex:
         with contextlib.ExitStack() as stack:
             if path is not None:
                 stack.enter_context(locked(path))
+                todo = self._unless_decided_meanwhile(todo, path)
             with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
                 verdicts = pool.map(lambda file: decodes(str(self.tree / file[0])), todo)
                 for (_, directory, i), ok in zip(todo, verdicts, strict=True):
@@ -129,6 +130,27 @@ class FileIndex:
                 self.listings = {}
                 self.save(path)
         return len(todo)
+
+    def _unless_decided_meanwhile(self, todo: list[File], path: Path) -> list[File]:
+        """Take the verdicts another process (a DDP rank, a parallel job) saved since this
+        index was read, for files unchanged since; return the files still undecided."""
+        with _gc_paused():
+            saved, _ = _read(path, self.tree)
+        rows: dict[str, dict] = {}  # per directory: name -> (size, mtime, verdict)
+        left = []
+        for file in todo:
+            rel, directory, i = file
+            folder, _, name = rel.rpartition("/")
+            if folder not in rows:
+                other = saved.get(folder) or {k: [] for k in _COLUMNS}
+                columns = [other[k] for k in _COLUMNS]
+                rows[folder] = {n: rest for n, *rest in zip(*columns, strict=True)}
+            size, mtime, verdict = rows[folder].get(name, (None, None, None))
+            if (size, mtime) == (directory["sizes"][i], directory["mtimes"][i]):
+                directory["decodes"][i] = verdict
+            if directory["decodes"][i] is None:
+                left.append(file)
+        return left
 
     def save(self, path: Path) -> None:
         blob = {"format": FORMAT, "tree": str(self.tree), "dirs": self.dirs}
