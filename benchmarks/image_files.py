@@ -12,7 +12,7 @@ workers, alternated `--repeats` times: images/s and the median ratio, per size (
 >= 1.0x at 224 px, >= 1.5x at 64 px).
 
 Start-up: a folder of `--files` image files (hard links to one small JPEG: listing cost
-does not depend on the pixels) in 100 classes; the first run builds the file index, the
+does not depend on the pixels) in up to 100 classes; the first run builds the file index, the
 second reuses it. Printed: both listing times (`ImageFolderSource.train_files`), the old listing
 (`sorted(rglob)` + `is_file`, and a stat per file for the feature-cache fingerprint) for
 reference, and second/first (goal < 10%); the same for the whole data start-up (listing,
@@ -108,8 +108,10 @@ def throughput(root: Path, sizes: list[int], batch: int, workers: int, repeats: 
         )
 
 
-def write_big_folder(root: Path, files: int, classes: int = 100) -> None:
-    """`files` image files in `classes` folders: hard links to one small JPEG."""
+def write_big_folder(root: Path, files: int) -> None:
+    """`files` image files in up to 100 class folders (at least 50 files each): hard links
+    to one small JPEG."""
+    classes = max(2, min(100, files // 50))
     root.mkdir(parents=True)
     Image.fromarray(photos.chelsea()[::16, ::16]).save(root / "seed.jpg")
     for c in range(classes):
@@ -133,7 +135,8 @@ def old_listing(root: Path) -> float:
 
 
 def startup(root: Path, index_dir: Path) -> None:
-    print(f"\nStart-up: {sum(1 for _ in root.rglob('*.jpg')):,} files in 100 classes")
+    classes = sum(1 for _ in root.iterdir())
+    print(f"\nStart-up: {sum(1 for _ in root.rglob('*.jpg')):,} files in {classes} classes")
     listing, whole = [], []
     for _ in ("first", "second"):
         start = time.perf_counter()
