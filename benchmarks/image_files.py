@@ -39,9 +39,9 @@ from torchvision import datasets
 from torchvision import transforms as T
 
 from transferlab.data import ImageDataModule, Preprocess
-from transferlab.data.folders import is_image
 from transferlab.data.image_folder import ImageFolderSource
 from transferlab.features.cache import dataset_fingerprint
+from transferlab.image_files import is_image
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina", "cat")
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -21,3 +21,13 @@ class UserError(Exception):
         if isinstance(text, str) and text.startswith(_WORKER_PREFIX) and _ORIGINAL in text:
             args = (text.rsplit(_ORIGINAL, 1)[1].strip(),)  # the paragraph, not the traceback
         super().__init__(*args)
+
+
+def row_of(table: dict, name, kind: str, example: str):
+    """The row `name` of a table (modes, heads...), or UserError listing the rows there are."""
+    try:
+        return table[str(name)]
+    except KeyError:
+        raise UserError(
+            f"Unknown {kind} {name!r}. Choose one of {', '.join(table)}, e.g. {example}."
+        ) from None

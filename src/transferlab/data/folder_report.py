@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from transferlab.data.file_index import File, FileIndex
-from transferlab.data.folders import IMAGE_SUFFIXES, is_system
+from transferlab.image_files import IMAGE_SUFFIXES, is_system
 
 log = logging.getLogger("transferlab")
 

@@ -1,7 +1,7 @@
 """Your own images, one subfolder per class (`data=image_folder`).
 
 Which files are images and which folders are classes is decided torch-free in
-`data.folders`, which the config checks share; the listing comes from the folder's
+`image_files`, which the config checks share; the listing comes from the folder's
 `FileIndex` (data/file_index.py), built once and reused while the folder is unchanged;
 how a file becomes a picture (orientation, colour, bit depth) is `data.decode`.
 """
@@ -18,10 +18,10 @@ from torch.utils.data import Dataset, Subset
 from transferlab.data.decode import open_image, readable
 from transferlab.data.file_index import FileIndex, index_path
 from transferlab.data.folder_report import FolderReport, Listing, drop_undecodable, list_images
-from transferlab.data.folders import class_folders, class_tree, no_images
 from transferlab.data.sources import Splits, stratified_split
 from transferlab.data.subsets import cut
 from transferlab.errors import UserError
+from transferlab.image_files import class_folders, class_tree, no_images
 
 _SPLIT_FOLDERS = {"val": ("val", "valid", "validation"), "test": ("test",)}
 
