@@ -125,6 +125,7 @@ def build_datamodule(
         seed=seed,
         folds=data_cfg.get("folds", 5),
         fold=data_cfg.get("fold"),
+        jpeg_draft=data_cfg.get("jpeg_draft", True),
     )
 
 

@@ -39,6 +39,7 @@ _CODE = (
     "data/digits.py",
     "data/torchvision_sets.py",
     "data/image_folder.py",
+    "data/decode.py",
     "data/memory.py",
     "data/transforms.py",
     "features/extract.py",
