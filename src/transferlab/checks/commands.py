@@ -29,22 +29,52 @@ def validate_train(cfg: DictConfig) -> None:
         model.weights_fit(Path(str(cfg.model.weights)).expanduser(), cfg.model)
 
 
-def validate_eval(cfg: DictConfig) -> None:
-    _positive(cfg, "batch_size", int, "batch_size=64")
-    options.visualize(cfg.get("visualize"))
+def _checkpoint(cfg: DictConfig) -> tuple[Path, tensor_headers.TensorFile | None]:
+    """ckpt_path must be a readable checkpoint; its header (hparams) when torch-free."""
+    _no_missing(cfg)
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     if not ckpt.is_file():
         raise UserError(
             f"ckpt_path={cfg.ckpt_path} is not a file. Point it at a run's checkpoint, e.g. "
             f"ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt."
         )
-    header = tensor_headers.read_header(ckpt)  # a broken file is refused here
+    return ckpt, tensor_headers.read_header(ckpt)  # a broken file is refused here
+
+
+def validate_eval(cfg: DictConfig) -> None:
+    _positive(cfg, "batch_size", int, "batch_size=64")
+    options.visualize(cfg.get("visualize"))
+    ckpt, header = _checkpoint(cfg)
     if cfg.get("data"):
         data.image_folder(cfg.data)
         have = data.class_count(cfg.data)
         want = header.hparams.get("num_classes") if header else None
         if have is not None and want is not None and have != want:
             raise data.other_class_count(want, cfg.data.source.get("_target_"), have, ckpt)
+        names = data.class_names(cfg.data)
+        if names is not None and header and header.hparams.get("classes"):
+            data.class_order(list(header.hparams["classes"]), names, ckpt)
+        data.eval_split(cfg.data, (cfg.get("eval") or {}).get("split"))
+
+
+def validate_predict(cfg: DictConfig) -> None:
+    from transferlab.inference.inputs import list_inputs
+
+    _checkpoint(cfg)
+    _positive(cfg.predict, "batch_size", int, "predict.batch_size=64")
+    _positive(cfg.predict, "top_k", int, "predict.top_k=5")
+    list_inputs(str(cfg.input))  # a wrong path is refused before torch loads
+
+
+def validate_export(cfg: DictConfig) -> None:
+    from transferlab.inference.formats import FORMATS
+
+    _checkpoint(cfg)
+    if cfg.format not in FORMATS:
+        raise UserError(
+            f"format={cfg.format} is not one export.py writes. Fix: format=onnx (onnxruntime), "
+            "format=torchscript (torch.jit.load) or format=safetensors (timm.create_model)."
+        )
 
 
 def _no_missing(cfg: DictConfig) -> None:

@@ -144,3 +144,20 @@ def _readable(path: Path) -> bool:
         return True
     except Exception:  # any failure means the training loop could not read it either
         return False
+
+
+class WholeFolderAsTest:
+    """eval.py eval.split=all: every image of an image folder is scored, none carved off."""
+
+    def __init__(self, source: ImageFolderSource) -> None:
+        self.source = source
+
+    def __getattr__(self, name: str):
+        return getattr(self.source, name)  # classes, channels, prepare, ...
+
+    def splits(self, seed: int) -> Splits:
+        src = self.source
+        files, labels = src._scan(src._train_dir(), src.classes)
+        mode = "RGB" if src.channels == 3 else "L"
+        empty = ImageFiles([], [], mode)
+        return empty, empty, ImageFiles(files, labels, mode)
