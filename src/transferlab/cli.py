@@ -7,6 +7,7 @@ loads, so a typo costs a second, not a traceback after a model download.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import re
@@ -97,11 +98,12 @@ def _save_config_tree(cfg: DictConfig, output_dir: Path) -> None:
         Console(file=f, width=120).print(tree)
 
 
-def _run(cfg: DictConfig, validate: Callable, task: str, job: Callable | None = None):
+def _run(cfg: DictConfig, validate: Callable, task: str, job: str | None = None):
     """Validate, run the pipeline (or `job`), and always leave a summary.json saying how it ended.
 
-    `job(cfg, output_dir)` runs instead of `pipeline.<task>` for commands that train nothing
-    and so need neither the pipeline's imports nor its Trainer.
+    `job` names a module whose `run(cfg, output_dir)` runs instead of `pipeline.<task>`, for
+    commands that train nothing and so need neither the pipeline's imports nor a Trainer;
+    it is imported after the checks, so bad input is refused before torch loads.
     """
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)
@@ -136,7 +138,7 @@ def _run(cfg: DictConfig, validate: Callable, task: str, job: Callable | None = 
         if job is None:
             result = pipeline.run_timed(getattr(pipeline, task), cfg, output_dir)
         else:
-            result = job(cfg, output_dir)
+            result = importlib.import_module(job).run(cfg, output_dir)
         if slot is not None:
             result["gpu_slot"] = slot
     except UserError as err:
@@ -235,9 +237,7 @@ def evaluate() -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def _predict(cfg: DictConfig):
-    from transferlab.inference.predict import run
-
-    return _run(cfg, validate_predict, "predict", job=run)
+    return _run(cfg, validate_predict, "predict", job="transferlab.inference.predict")
 
 
 def predict() -> None:
@@ -248,9 +248,7 @@ def predict() -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def _export(cfg: DictConfig):
-    from transferlab.inference.export import run
-
-    return _run(cfg, validate_export, "export", job=run)
+    return _run(cfg, validate_export, "export", job="transferlab.inference.export")
 
 
 def export() -> None:

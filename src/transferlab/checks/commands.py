@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -9,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from transferlab import input_size
 from transferlab.checks import data, mode, model, options, tensor_headers
 from transferlab.errors import UserError
+from transferlab.extras import missing
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -44,6 +46,9 @@ def _checkpoint(cfg: DictConfig) -> tuple[Path, tensor_headers.TensorFile | None
 def validate_eval(cfg: DictConfig) -> None:
     _positive(cfg, "batch_size", int, "batch_size=64")
     options.visualize(cfg.get("visualize"))
+    pictures = cfg.get("visualize") or {}
+    if pictures.get("enabled") and pictures.get("gradcam") and not find_spec("pytorch_grad_cam"):
+        raise missing("pytorch_grad_cam", "viz", "eval.py visualize=true (its Grad-CAM heatmaps)")
     ckpt, header = _checkpoint(cfg)
     if cfg.get("data"):
         data.image_folder(cfg.data)

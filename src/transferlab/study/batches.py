@@ -10,12 +10,14 @@ on a rerun (`+resume=<folder>`, runs/sweeps.py).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from transferlab.study.plan import Cell
 
-TRAIN_PY = Path(__file__).resolve().parents[3] / "train.py"
+# Through the package, never a clone's path: an installed transferlab has no train.py.
+TRAIN_COMMAND = (sys.executable, "-m", "transferlab", "train")
 
 
 @dataclass

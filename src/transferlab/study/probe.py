@@ -13,12 +13,11 @@ from __future__ import annotations
 import csv
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from transferlab.study.batches import TRAIN_PY, summary_of
+from transferlab.study.batches import TRAIN_COMMAND, summary_of
 from transferlab.study.plan import EVAL_SHARE, Arm, Cost, Counts
 
 FEATURE_PASS = re.compile(r"Feature pass: computed \w+ features \((\d+) x \d+\) in ([\d.]+) s")
@@ -76,7 +75,7 @@ def run_probe(
     for group in groups:
         start = time.perf_counter()
         with open(log_file, "a") as out:
-            argv = [sys.executable, str(TRAIN_PY), "-m", *probe_argv(group, batches, study, cut)]
+            argv = [*TRAIN_COMMAND, "-m", *probe_argv(group, batches, study, cut)]
             subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
         walls = 0.0
         for arm in group.arms:

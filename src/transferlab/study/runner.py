@@ -26,9 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 from transferlab import input_size, modes
 from transferlab.atomic import atomic_write_text as write_text
 from transferlab.checks.commands import validate_train
+from transferlab.config_dirs import CONF_DIR
 from transferlab.errors import UserError
 from transferlab.study import plan as planning
-from transferlab.study.batches import TRAIN_PY, Batch, command, completed, summary_of
+from transferlab.study.batches import TRAIN_COMMAND, Batch, command, completed, summary_of
 from transferlab.study.plan import RANDOM_INIT, Arm, Cell, Counts, Settings
 from transferlab.study.probe import Group, probe_cut, run_probe
 
@@ -105,7 +106,7 @@ def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
     try:
         cfg = compose("train", overrides=[*overrides, f"arm={name}", f"model={backbone}"])
     except Exception as err:  # hydra's MissingConfigException and friends
-        options = sorted(p.stem for p in (TRAIN_PY.parent / "conf" / "arm").glob("*.yaml"))
+        options = sorted(p.stem for p in (Path(CONF_DIR) / "arm").glob("*.yaml"))
         raise UserError(
             f"study.arms has {name!r}, which is not an arm ({type(err).__name__}: {err}). "
             f"Arms are the files in conf/arm: {', '.join(options)}; add a file there for "
@@ -325,7 +326,7 @@ def _run(batch: Batch, study: Path, clock: Clock, state: dict, cells: list[Cell]
             _cell_state(state, cell)["stopped"] = "skipped: over budget"
         return
     resume = any((study / "runs" / c.id).exists() for c in batch.cells)
-    argv = [sys.executable, str(TRAIN_PY), "-m", *batch.argv(study, resume)]
+    argv = [*TRAIN_COMMAND, "-m", *batch.argv(study, resume)]
     log.info("Running %s (%d runs)...", batch.name, len(batch.job_folders(study)))
     with open(study / "runs.log", "a") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
