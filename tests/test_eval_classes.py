@@ -11,6 +11,7 @@ from tests.conftest import IMPORT_LOG, QUIET, TORCH_IMPORTED, run_cli, run_dirs,
 
 
 def _eval(ckpt, root, cwd, *extra):
+    cwd.mkdir(exist_ok=True)
     return run_cli(
         "eval.py",
         f"ckpt_path={ckpt}",
@@ -75,10 +76,10 @@ def test_renamed_classes_exit_2_naming_both_lists_before_torch_loads(folder_run,
 def test_data_without_a_test_folder_needs_eval_split(folder_run, tmp_path):
     run, images = folder_run
     ckpt = run / "checkpoints" / "best.ckpt"
-    refused = _eval(ckpt, images / "test", tmp_path)
+    refused = _eval(ckpt, images / "test", tmp_path / "refused")
     assert refused.returncode == 2 and "eval.split=all" in refused.stderr
-    every = _eval(ckpt, images / "test", tmp_path, "eval.split=all")
+    every = _eval(ckpt, images / "test", tmp_path / "all", "eval.split=all")
     assert every.returncode == 0, every.stderr[-3000:]
-    (out,) = run_dirs(tmp_path / "logs", "eval/runs/*")
+    (out,) = run_dirs(tmp_path / "all" / "logs", "eval/runs/*")
     # all 9 images of the folder were scored: accuracy is a whole number of ninths
     assert round(summary(out)["metrics"]["test/acc"] * 9, 4) % 1 == 0
