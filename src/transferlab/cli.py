@@ -212,9 +212,7 @@ def _check_command_line(config_name: str) -> None:
     Hydra's search path, so both the check and the run see them.
     """
     with _exit_on_user_error():
-        config_dirs.load_dotenv_file()
-        if not any(a.startswith("hydra.searchpath=") for a in sys.argv[1:]):
-            sys.argv += config_dirs.search_path_override()
+        sys.argv[1:] = config_dirs.with_user_configs(sys.argv[1:])
         overrides.check(CONF_DIR, config_name, sys.argv[1:])
 
 

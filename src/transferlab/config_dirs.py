@@ -57,3 +57,13 @@ def load_dotenv_file(cwd: Path | None = None) -> Path | None:
 
     load_dotenv(path, override=False)
     return path
+
+
+def with_user_configs(overrides: list[str]) -> list[str]:
+    """A command line with `./.env` loaded and the user's config folder on the search path."""
+    load_dotenv_file()
+    if any(a.startswith("hydra.searchpath=") for a in overrides):
+        return overrides  # the user's own choice
+    # beside the other overrides: Hydra's parser takes them as one run of arguments
+    at = next((i for i, a in enumerate(overrides) if "=" in a and a[0] != "-"), len(overrides))
+    return [*overrides[:at], *search_path_override(), *overrides[at:]]
