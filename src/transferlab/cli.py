@@ -23,14 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from transferlab import config_dirs, masking
 from transferlab.checks import overrides
-from transferlab.checks.commands import (
-    validate_eval,
-    validate_export,
-    validate_predict,
-    validate_train,
-)
+from transferlab.checks.commands import validate_eval, validate_train
 from transferlab.config_dirs import CONF_DIR
 from transferlab.errors import UserError
+from transferlab.inference.checks import validate_export, validate_predict
 from transferlab.runs import startup, sweeps
 
 log = logging.getLogger("transferlab")

@@ -15,9 +15,9 @@ from transferlab.extras import missing
 
 def validate_train(cfg: DictConfig) -> None:
     """Raise UserError on the first value that cannot work, in seconds not after a download."""
-    _positive(cfg, "lr", float, "lr=1e-3")
-    _positive(cfg, "epochs", int, "epochs=10")
-    _positive(cfg, "batch_size", int, "batch_size=64")
+    positive(cfg, "lr", float, "lr=1e-3")
+    positive(cfg, "epochs", int, "epochs=10")
+    positive(cfg, "batch_size", int, "batch_size=64")
     _no_missing(cfg)
     mode.check(cfg)
     options.check(cfg)
@@ -31,7 +31,7 @@ def validate_train(cfg: DictConfig) -> None:
         model.weights_fit(Path(str(cfg.model.weights)).expanduser(), cfg.model)
 
 
-def _checkpoint(cfg: DictConfig) -> tuple[Path, tensor_headers.TensorFile | None]:
+def checkpoint(cfg: DictConfig) -> tuple[Path, tensor_headers.TensorFile | None]:
     """ckpt_path must be a readable checkpoint; its header (hparams) when torch-free."""
     _no_missing(cfg)
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
@@ -44,12 +44,12 @@ def _checkpoint(cfg: DictConfig) -> tuple[Path, tensor_headers.TensorFile | None
 
 
 def validate_eval(cfg: DictConfig) -> None:
-    _positive(cfg, "batch_size", int, "batch_size=64")
+    positive(cfg, "batch_size", int, "batch_size=64")
     options.visualize(cfg.get("visualize"))
     pictures = cfg.get("visualize") or {}
     if pictures.get("enabled") and pictures.get("gradcam") and not find_spec("pytorch_grad_cam"):
         raise missing("pytorch_grad_cam", "viz", "eval.py visualize=true (its Grad-CAM heatmaps)")
-    ckpt, header = _checkpoint(cfg)
+    ckpt, header = checkpoint(cfg)
     if cfg.get("data"):
         data.image_folder(cfg.data)
         have = data.class_count(cfg.data)
@@ -60,26 +60,6 @@ def validate_eval(cfg: DictConfig) -> None:
         if names is not None and header and header.hparams.get("classes"):
             data.class_order(list(header.hparams["classes"]), names, ckpt)
         data.eval_split(cfg.data, (cfg.get("eval") or {}).get("split"))
-
-
-def validate_predict(cfg: DictConfig) -> None:
-    from transferlab.inference.inputs import list_inputs
-
-    _checkpoint(cfg)
-    _positive(cfg.predict, "batch_size", int, "predict.batch_size=64")
-    _positive(cfg.predict, "top_k", int, "predict.top_k=5")
-    list_inputs(str(cfg.input))  # a wrong path is refused before torch loads
-
-
-def validate_export(cfg: DictConfig) -> None:
-    from transferlab.inference.formats import FORMATS
-
-    _checkpoint(cfg)
-    if cfg.format not in FORMATS:
-        raise UserError(
-            f"format={cfg.format} is not one export.py writes. Fix: format=onnx (onnxruntime), "
-            "format=torchscript (torch.jit.load) or format=safetensors (timm.create_model)."
-        )
 
 
 def _no_missing(cfg: DictConfig) -> None:
@@ -93,7 +73,7 @@ def _no_missing(cfg: DictConfig) -> None:
         )
 
 
-def _positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:
+def positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:
     value = cfg.get(key)
     try:
         ok = kind(value) > 0 and kind(value) == float(value)
