@@ -122,7 +122,7 @@ def _run(cfg: DictConfig, validate: Callable, task: str, job: str | None = None)
     if extras.get("print_config") and _rank() == 0:
         _save_config_tree(cfg, output_dir)
 
-    from transferlab.report.summary import write_summary
+    from transferlab.runs.summary import write_summary
 
     if job is None:
         from transferlab import pipeline
@@ -166,7 +166,7 @@ def _run(cfg: DictConfig, validate: Callable, task: str, job: str | None = None)
 
 
 def _fail(err: UserError, output_dir: Path, overrides: list[str], mode: RunMode):
-    from transferlab.report.summary import write_summary
+    from transferlab.runs.summary import write_summary
 
     if _rank() == 0:
         write_summary(output_dir, status="failed", error=str(err), overrides=overrides)

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from transferlab import heads
 from transferlab.errors import UserError
 from transferlab.extras import require
-from transferlab.features.heads import is_classical
 from transferlab.inference.formats import FORMATS
 from transferlab.module import ClassifierModule, load_run
 
@@ -38,7 +38,7 @@ def model_card(module: ClassifierModule, fmt: str) -> dict[str, Any]:
         "input_size": [pre.channels, pre.image_size, pre.image_size],
         "channels": pre.channels,
         "resize": "shorter side to image_size, then centre crop (antialiased)",
-        "output": "logits" if not is_classical(hp.get("head")) else "decision scores",
+        "output": "logits" if heads.of(hp.get("head")).calibrated else "decision scores",
         **{k: v for k, v in asdict(pre).items() if k in ("mean", "std", "interpolation")},
         "pixel_range": "RGB (or grey) in [0, 1] before mean/std",
         "backbone": _backbone_name(module),

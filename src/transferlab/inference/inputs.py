@@ -1,6 +1,6 @@
 """Which files `predict.py input=<folder | file | glob>` reads, in order. Torch-free.
 
-Folders are walked recursively with training's image rules (`data.folders.is_image`);
+Folders are walked recursively with training's image rules (`image_files.is_image`);
 other files found there are reported as skipped, never fatal.
 """
 
@@ -10,8 +10,8 @@ import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transferlab.data.folders import IMAGE_SUFFIXES, is_image
 from transferlab.errors import UserError
+from transferlab.image_files import IMAGE_SUFFIXES, is_image
 
 
 @dataclass

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from transferlab import heads
 from transferlab.data.image_folder import ImageFiles
 from transferlab.data.transforms import BatchTransform, Preprocess, item_transform
 from transferlab.errors import UserError
-from transferlab.features.heads import is_classical
 from transferlab.inference.inputs import Inputs
 from transferlab.module import ClassifierModule
 
@@ -81,7 +81,7 @@ def predict(module: ClassifierModule, inputs: Inputs, opts: Mapping[str, Any], o
     module.eval()
     to_tensor = BatchTransform(pre, [])
     top_k = max(1, min(int(opts.get("top_k", 5)), len(classes)))
-    scores = "score" if is_classical(module.hparams.get("head")) else "probability"
+    scores = "probability" if heads.of(module.hparams.get("head")).calibrated else "score"
     if scores == "score":
         log.info(
             "head=%s: the score columns are the classifier's softmax of its decision values, "

@@ -9,11 +9,11 @@ on a rerun (`+resume=<folder>`, runs/sweeps.py).
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from transferlab.runs.summary import RunSummary
 from transferlab.study.plan import Cell
 
 # Through the package, never a clone's path: an installed transferlab has no train.py.
@@ -70,14 +70,11 @@ class Batch:
 
 
 def completed(folder: Path) -> bool:
-    return (summary_of(folder) or {}).get("status") == "completed"
+    summary = RunSummary.read_or_none(folder)
+    return summary is not None and summary.completed
 
 
-def summary_of(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
+summary_of = RunSummary.read_or_none
 
 
 def command(cell: Cell, overrides: list[str], seeds: list[int], lr: str | None) -> str:
