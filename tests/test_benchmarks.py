@@ -44,3 +44,15 @@ def test_image_files_benchmark_prints_both_throughput_ratios_and_the_startup_rat
     assert [size for size, _ in ratios] == ["224", "64"] and all(float(r) > 0 for _, r in ratios)
     assert re.search(r"listing \(500 images\): first [\d.]+ s, second [\d.]+ s", out.stdout)
     assert re.search(r"ratio second/first listing \d+\.\d{3}", out.stdout)
+
+
+def test_predict_benchmark_times_both_paths_over_the_same_files(folder_run):
+    run, _ = folder_run
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/predict.py"), "--ckpt",
+         str(run / "checkpoints" / "best.ckpt"), "--images", "8", "--pairs", "1"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert re.search(r"pair 0: transferlab [\d.]+ images/s, plain loop [\d.]+ images/s", out.stdout)
+    assert re.search(r"median ratio transferlab / plain over 1 pairs: \d+\.\d{3}", out.stdout)

@@ -18,14 +18,15 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
 from transferlab import input_size, modes
-from transferlab.checks.data import other_class_count
+from transferlab.checks.data import class_order, other_class_count
 from transferlab.checks.model import too_small
 from transferlab.data.datamodule import ImageDataModule
+from transferlab.data.image_folder import WholeFolderAsTest
 from transferlab.data.transforms import Preprocess
 from transferlab.features import prefix, slim
 from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
-from transferlab.models.classifier import Classifier
+from transferlab.models.classifier import Classifier, permute_outputs
 from transferlab.models.measure_facts import check_built
 from transferlab.module import ClassifierModule, load_run
 from transferlab.runs import distributed, resume, startup
@@ -268,6 +269,17 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if len(source.classes) != hp["num_classes"]:
         target = data_cfg["source"].get("_target_")
         raise other_class_count(hp["num_classes"], target, len(source.classes), ckpt)
+    if order := class_order(list(hp.get("classes") or source.classes), source.classes, ckpt):
+        log.info(
+            "The data's classes %s are the checkpoint's %s in another order: its outputs are "
+            "mapped to the data's order.",
+            list(source.classes),
+            list(hp["classes"]),
+        )
+        permute_outputs(module.net, order)
+        hp["classes"] = list(source.classes)
+    if (cfg.get("eval") or {}).get("split") == "all":
+        source = WholeFolderAsTest(source)
     seed = data_cfg.get("seed", cfg.seed)
     datamodule = build_datamodule(data_cfg, source, module.preprocess, cfg.batch_size, seed)
     pictures = None

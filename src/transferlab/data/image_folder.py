@@ -180,3 +180,20 @@ class ImageFolderSource:
             index.listings[key] = listing.stored()
             index.save(index_path(index.tree, self.index_dir))
         return listing
+
+
+class WholeFolderAsTest:
+    """eval.py eval.split=all: every image of an image folder is scored, none carved off."""
+
+    def __init__(self, source: ImageFolderSource) -> None:
+        self.source = source
+
+    def __getattr__(self, name: str):
+        return getattr(self.source, name)  # classes, channels, prepare, ...
+
+    def splits(self, seed: int) -> Splits:
+        src = self.source
+        files, labels = src.train_files()
+        mode = "RGB" if src.channels == 3 else "L"
+        empty = ImageFiles([], [], mode)
+        return empty, empty, ImageFiles(files, labels, mode)

@@ -3,13 +3,15 @@ each side (the scratch CNN, the pretrained backbone) runs with."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hydra import compose
 from omegaconf import DictConfig
 
 from transferlab import heads, input_size, modes
 from transferlab.checks.commands import validate_train
+from transferlab.config_dirs import CONF_DIR
 from transferlab.errors import UserError
-from transferlab.study.batches import TRAIN_PY
 from transferlab.study.plan import RANDOM_INIT, Arm, Counts
 
 LABELS = {
@@ -28,7 +30,7 @@ def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
     try:
         cfg = compose("train", overrides=[*overrides, f"arm={name}", f"model={backbone}"])
     except Exception as err:  # hydra's MissingConfigException and friends
-        options = sorted(p.stem for p in (TRAIN_PY.parent / "conf" / "arm").glob("*.yaml"))
+        options = sorted(p.stem for p in (Path(CONF_DIR) / "arm").glob("*.yaml"))
         raise UserError(
             f"study.arms has {name!r}, which is not an arm ({type(err).__name__}: {err}). "
             f"Arms are the files in conf/arm: {', '.join(options)}; add a file there for "

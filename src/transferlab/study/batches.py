@@ -9,6 +9,7 @@ on a rerun (`+resume=<folder>`, runs/sweeps.py).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from transferlab.runs.summary import RunSummary
 from transferlab.study.plan import Cell
 from transferlab.study.state import job_name
 
-TRAIN_PY = Path(__file__).resolve().parents[3] / "train.py"
+# Through the package, never a clone's path: an installed transferlab has no train.py.
+TRAIN_COMMAND = (sys.executable, "-m", "transferlab", "train")
 
 
 @dataclass

@@ -14,7 +14,6 @@ import csv
 import logging
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from transferlab.errors import UserError
 from transferlab.study import budget
 from transferlab.study import plan as planning
 from transferlab.study.arms import side
-from transferlab.study.batches import TRAIN_PY, summary_of
+from transferlab.study.batches import TRAIN_COMMAND, summary_of
 from transferlab.study.plan import EVAL_SHARE, Arm, Cost, Counts, Settings
 
 log = logging.getLogger("transferlab")
@@ -84,7 +83,7 @@ def run_probe(
     for group in groups:
         start = time.perf_counter()
         with open(log_file, "a") as out:
-            argv = [sys.executable, str(TRAIN_PY), "-m", *probe_argv(group, batches, study, cut)]
+            argv = [*TRAIN_COMMAND, "-m", *probe_argv(group, batches, study, cut)]
             subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
         walls = 0.0
         for arm in group.arms:

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from transferlab.study import grid
 from transferlab.study import plan as planning
 from transferlab.study.arms import arm_of, backbone_of, kind_overrides, side, split_counts
-from transferlab.study.batches import TRAIN_PY, Batch, command, completed, summary_of
+from transferlab.study.batches import TRAIN_COMMAND, Batch, command, completed, summary_of
 from transferlab.study.plan import RANDOM_INIT, Cell, Settings
 from transferlab.study.probe import fitted
 from transferlab.study.state import StudyPlan, job_name
@@ -123,7 +123,7 @@ def _run(batch: Batch, study: Path, clock: Clock, plan: StudyPlan) -> None:
             plan.cell(cell.id).stopped = "skipped: over budget"
         return
     resume = any((study / "runs" / c.id).exists() for c in batch.cells)
-    argv = [sys.executable, str(TRAIN_PY), "-m", *batch.argv(study, resume)]
+    argv = [*TRAIN_COMMAND, "-m", *batch.argv(study, resume)]
     log.info("Running %s (%d runs)...", batch.name, len(batch.job_folders(study)))
     with open(study / "runs.log", "a") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
