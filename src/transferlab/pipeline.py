@@ -32,6 +32,7 @@ from transferlab.runs import distributed, resume, startup
 from transferlab.runs.checkpoints import AtomicCheckpointIO
 from transferlab.runs.loggers import instantiate_logger
 from transferlab.runs.timing import RunTimer, job_started
+from transferlab.search.pruning import TrialPruning
 
 log = logging.getLogger("transferlab")
 
@@ -222,6 +223,8 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         if module.feature_input and cfg.features.get("save_backbone", True):
             _complete_checkpoints(module, trainer)
         metrics.update(_metrics(trainer))
+        if (pruned := TrialPruning.pruned_epoch_of(trainer)) is not None:
+            extra.update(status="pruned", pruned_after_epoch=pruned)
     if cfg.test:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         if cfg.train and best is None:
