@@ -53,6 +53,7 @@ def _study(storage: Path, name: str = "train") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{storage}")
 
 
+@pytest.mark.slow
 def test_a_diverging_lr_is_pruned_before_its_last_epoch_and_counted_as_pruned(tmp_path):
     # Trial n samples with seed + n: seed 46 draws lr=0.001 first, then lr=0.5, which
     # leaves adam's CNN at chance (val acc 0.1) without a NaN loss.
