@@ -111,7 +111,7 @@ def _start(tmp_path: Path, *overrides: str) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_a_stored_search_killed_after_three_trials_ends_with_six_when_run_again(tmp_path):
-    command = _stored(tmp_path, n_trials=6)
+    command = (*_stored(tmp_path, n_trials=6), "hparams_search.retry_killed=1")
     first = _start(tmp_path, *command)
     deadline = time.monotonic() + 400
     while not list(tmp_path.glob("logs/train/multiruns/*/3_*/.hydra")):  # trial 3 running
@@ -126,7 +126,9 @@ def test_a_stored_search_killed_after_three_trials_ends_with_six_when_run_again(
     assert len(finished) == 6
     params = [tuple(sorted(t.params.items())) for t in finished]
     assert len(set(params)) == 6  # the rerun drew new parameters, none repeated
-    assert trials[3].state == optuna.trial.TrialState.FAIL  # the killed trial
+    killed, retried = trials[3], trials[4]
+    assert killed.state == optuna.trial.TrialState.FAIL
+    assert retried.params == killed.params and retried.state in FINISHED  # retry_killed=1
     (sweep,) = run_dirs(tmp_path / "logs", "train/multiruns/*")  # one folder for the study
     assert "Continuing study train in" in again.stdout
     for name in ("trials.csv", "optimization_history.png", "param_importances.png"):
