@@ -49,6 +49,13 @@ def test_the_space_reads_hydra_optuna_sweeper_syntax_and_the_command_line_narrow
     assert sorted(fixed) == ["batch_size=32", "epochs=2", "mode=scratch"]
 
 
+def test_an_unknown_sampler_is_refused_with_the_names_to_pick_from_and_exit_2(tmp_path):
+    proc = run_cli("train.py", *TINY, "hparams_search.sampler=tpee", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "hparams_search.sampler=tpee is not one of tpe, random" in proc.stderr
+    assert not list(tmp_path.glob("logs/train/multiruns/*/0*"))  # no trial ran
+
+
 def _study(storage: Path, name: str = "train") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{storage}")
 

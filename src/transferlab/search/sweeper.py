@@ -44,6 +44,7 @@ def _search(sweeper: Any, arguments: list[str]) -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     search = OmegaConf.create(OmegaConf.to_container(sweeper.search, resolve=True))
     space, fixed = search_space(sweeper.params, arguments)
+    studies.make_sampler(search, seed=0)  # a wrong name is refused before the storage is opened
     study = studies.open_study(search, studies.direction_of(sweeper.optimized_metric))
     sweep_dir = _adopt_sweep_dir(sweeper.config, study)
     n_trials, n_jobs = int(search.n_trials), max(1, int(search.get("n_jobs") or 1))
