@@ -153,6 +153,16 @@ def trial_of(search: Mapping, number: int) -> Any:
     return optuna.trial.Trial(study, compat.optuna_trial_id(study, number))
 
 
+def was_pruned(study: Any, number: int) -> bool:
+    """Whether trial `number`'s pruning callback stopped it, in whichever process it ran.
+
+    Read from the storage itself: a `Trial` object caches its attributes, and a job run
+    by another process (joblib, submitit) wrote them through its own connection.
+    """
+    trial = compat.optuna_storage(study).get_trial(compat.optuna_trial_id(study, number))
+    return PRUNED_ATTR in trial.user_attrs
+
+
 def heartbeat_s(study: Any) -> int | None:
     """Seconds between a running trial's heartbeats; None where the storage keeps none."""
     storage = compat.optuna_storage(study)

@@ -42,6 +42,8 @@ def _search(sweeper: Any, arguments: list[str]) -> None:
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Optuna's heartbeats assume Study.optimize; studies.heartbeats sends them for ask-and-tell.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     search = OmegaConf.create(OmegaConf.to_container(sweeper.search, resolve=True))
     space, fixed = search_space(sweeper.params, arguments)
     studies.make_sampler(search, seed=0)  # a wrong name is refused before the storage is opened
@@ -60,12 +62,12 @@ def _search(sweeper: Any, arguments: list[str]) -> None:
             continue
         trials = [study.ask() for _ in range(min(n_jobs, free))]
         trials = [studies.seeded_trial(study, t.number, search, int(search.seed)) for t in trials]
-        for block in _consecutive(trials):
-            jobs = [[*fixed, *_suggest(trial, space)] for trial in block]
-            with studies.heartbeats(study, [t.number for t in block]):
+        with studies.heartbeats(study, [t.number for t in trials]):
+            for block in _consecutive(trials):
+                jobs = [[*fixed, *_suggest(trial, space)] for trial in block]
                 returns = sweeper.launcher.launch(jobs, initial_job_idx=block[0].number)
-            for trial, job in zip(block, returns, strict=True):
-                _tell(study, trial, job)
+                for trial, job in zip(block, returns, strict=True):
+                    _tell(study, trial, job)
     outputs.write(study, sweep_dir)
 
 
@@ -135,7 +137,7 @@ def _tell(study: Any, trial: Any, job: Any) -> None:
     folder = Path(job.hydra_cfg.hydra.runtime.output_dir)
     value = job.return_value if job.status == JobStatus.COMPLETED else None
     trial.set_user_attr(JOB_ATTR, folder.name)
-    if studies.PRUNED_ATTR in trial.user_attrs:
+    if studies.was_pruned(study, trial.number):
         study.tell(trial.number, state=TrialState.PRUNED)
     elif isinstance(value, int | float) and math.isfinite(value):
         study.tell(trial.number, float(value))
