@@ -60,13 +60,23 @@ def _study(storage: Path, name: str = "train") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{storage}")
 
 
+# In memory, trials run in the sweeper's process; with joblib in worker processes, which
+# reach the study through its storage.
+WHERE = {
+    "in_memory": (),
+    "joblib_workers": ("hydra/launcher=joblib", "hparams_search.storage=sqlite:///optuna.db"),
+}
+
+
 @pytest.mark.slow
-def test_a_diverging_lr_is_pruned_before_its_last_epoch_and_counted_as_pruned(tmp_path):
+@pytest.mark.parametrize("where", WHERE)
+def test_a_diverging_lr_is_pruned_before_its_last_epoch_and_counted_as_pruned(where, tmp_path):
     # Trial n samples with seed + n: seed 46 draws lr=0.001 first, then lr=0.5, which
     # leaves adam's CNN at chance (val acc 0.1) without a NaN loss.
     proc = run_cli(
         "train.py",
         *TINY,
+        *WHERE[where],
         "seed=46",
         "epochs=3",
         "lr=choice(0.001,0.5)",
