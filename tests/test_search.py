@@ -24,7 +24,7 @@ from tests.conftest import QUIET, ROOT, compose_cfg, run_cli, run_dirs, summary
 from transferlab.checks.commands import validate_train
 from transferlab.cli import CONF_DIR
 from transferlab.report.compare import main as compare_main
-from transferlab.report.summary import job_folders
+from transferlab.runs.summary import job_folders
 from transferlab.search.space import search_space
 
 # A tiny search: the digits CNN from scratch on 300 training images.

@@ -16,8 +16,9 @@ from typing import Any
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 
-from transferlab.data.sources import DIGITS, Splits, stratified_split
+from transferlab.data.sources import Splits, stratified_split
 from transferlab.data.subsets import cut, labels_of
+from transferlab.datasets import DATASETS
 from transferlab.errors import UserError
 
 
@@ -25,29 +26,21 @@ from transferlab.errors import UserError
 class _Torchvision:
     cls: type
     subfolder: str  # where torchvision keeps the files, relative to our root
-    classes: tuple[str, ...]
-    channels: int
-    image_size: int | None
     splits: dict[str, dict[str, Any]]  # our split name -> constructor keywords
     nested: bool = False  # torchvision writes straight into root: give it a folder of its own
 
 
-_FASHION = tuple(datasets.FashionMNIST.classes)
-_CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer")
-_CIFAR10 += ("dog", "frog", "horse", "ship", "truck")
-_FLOWERS = tuple(datasets.Flowers102.classes)
 _TRAIN_TEST = {"train": {"train": True}, "test": {"train": False}}
 _NAMED = {s: {"split": s} for s in ("train", "val", "test")}
+# Native size, channels and class names are the datasets table's (transferlab.datasets).
 _TORCHVISION = {
-    "mnist": _Torchvision(datasets.MNIST, "MNIST", DIGITS, 1, 28, _TRAIN_TEST),
-    "fashion_mnist": _Torchvision(
-        datasets.FashionMNIST, "FashionMNIST", _FASHION, 1, 28, _TRAIN_TEST
-    ),
-    "cifar10": _Torchvision(datasets.CIFAR10, "cifar-10-batches-py", _CIFAR10, 3, 32, _TRAIN_TEST),
+    "mnist": _Torchvision(datasets.MNIST, "MNIST", _TRAIN_TEST),
+    "fashion_mnist": _Torchvision(datasets.FashionMNIST, "FashionMNIST", _TRAIN_TEST),
+    "cifar10": _Torchvision(datasets.CIFAR10, "cifar-10-batches-py", _TRAIN_TEST),
     "svhn": _Torchvision(
-        datasets.SVHN, "svhn", DIGITS, 3, 32, {s: _NAMED[s] for s in ("train", "test")}, True
+        datasets.SVHN, "svhn", {s: _NAMED[s] for s in ("train", "test")}, nested=True
     ),
-    "flowers102": _Torchvision(datasets.Flowers102, "flowers-102", _FLOWERS, 3, None, _NAMED),
+    "flowers102": _Torchvision(datasets.Flowers102, "flowers-102", _NAMED),
 }
 
 
@@ -105,8 +98,9 @@ class TorchvisionSource:
         self.download, self.val_fraction = download, val_fraction
         self.limit, self.shots, self.eval_limit = limit, shots, eval_limit
         spec = _TORCHVISION[name]
-        self.classes = list(spec.classes)
-        self.channels, self.image_size = spec.channels, spec.image_size
+        row = DATASETS[name]
+        self.classes = list(row.classes or spec.cls.classes)
+        self.channels, self.image_size = row.channels, row.native_size
 
     @property
     def folder(self) -> Path:

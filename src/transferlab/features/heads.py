@@ -8,6 +8,7 @@ their features.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 import warnings
@@ -16,29 +17,22 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
 from torch import nn
 
+from transferlab import heads
 from transferlab.errors import UserError
 
 log = logging.getLogger("transferlab")
 
 
-def is_classical(head: Mapping | None) -> bool:
-    """True for heads fitted by scikit-learn rather than trained by gradient descent."""
-    return (head or {}).get("name", "linear") != "linear"
-
-
-def estimator(head: Mapping, seed: int) -> LinearSVC | LogisticRegression:
-    """The scikit-learn classifier that `head=svm` or `head=logreg` configures."""
+def estimator(head: Mapping, seed: int):
+    """The scikit-learn classifier a head fitted by scikit-learn (heads.HEADS) configures."""
     C, max_iter = float(head.get("C", 1.0)), int(head.get("max_iter", 1000))
     if C <= 0:
         raise UserError(f"head.C={C} must be positive (inverse regularisation), e.g. head.C=1.0.")
-    if head["name"] == "svm":
-        return LinearSVC(C=C, max_iter=max_iter, random_state=seed)
-    return LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    module, name = heads.get(head["name"]).estimator.split(":")
+    return getattr(importlib.import_module(module), name)(C=C, max_iter=max_iter, random_state=seed)
 
 
 def linear_layer(head: nn.Module) -> nn.Linear:

@@ -1,5 +1,5 @@
-"""summary.json: the one file that says how a run ended, read by compare.py and at a
-sweep's end (`print_sweep_outcome`, called by runs/sweeps.SweepReport)."""
+"""summary.json (`RunSummary`): written by every run, read by compare.py, the study and at
+a sweep's end (`print_sweep_outcome`, called by runs/sweeps.SweepReport)."""
 
 from __future__ import annotations
 
@@ -21,26 +21,52 @@ def _clean(value: Any) -> Any:
     return value
 
 
+class RunSummary(dict):
+    """summary.json, the one file that says how a run ended: `status` (completed | pruned |
+    failed), `error`, `metrics` and the run's other fields. A dict, so readers index it."""
+
+    FILE = "summary.json"
+
+    @property
+    def status(self) -> str | None:
+        return self.get("status")
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def metrics(self) -> dict:
+        return self.get("metrics") or {}
+
+    def write(self, output_dir: Path) -> Path:
+        """Write it atomically; NaN and inf metrics become null (strict JSON readers)."""
+        fields = {**self, "error": self.get("error")}
+        fields["metrics"] = {k: _clean(v) for k, v in sorted(self.metrics.items())}
+        path = Path(output_dir) / self.FILE
+        atomic_write_text(path, json.dumps(fields, indent=2, default=str) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunSummary:
+        return cls(json.loads((Path(run_dir) / cls.FILE).read_text()))
+
+    @classmethod
+    def read_or_none(cls, run_dir: Path) -> RunSummary | None:
+        """The run's summary, or None where a killed run left none (or half of one)."""
+        try:
+            return cls.read(run_dir)
+        except (OSError, ValueError):
+            return None
+
+
 def write_summary(output_dir: Path, **fields: Any) -> Path:
     """Write summary.json with `status` (completed | pruned | failed), `error` and the fields."""
-    fields.setdefault("error", None)
-    metrics = fields.get("metrics") or {}
-    fields["metrics"] = {k: _clean(v) for k, v in sorted(metrics.items())}
-    path = Path(output_dir) / "summary.json"
-    atomic_write_text(path, json.dumps(fields, indent=2, default=str) + "\n")
-    return path
+    return RunSummary(fields).write(output_dir)
 
 
-def read_summary(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "summary.json").read_text())
-
-
-def summary_or_none(run_dir: Path) -> dict | None:
-    """The run's summary, or None where a killed run left none (or half of one)."""
-    try:
-        return read_summary(run_dir)
-    except (OSError, ValueError):
-        return None
+read_summary = RunSummary.read
+summary_or_none = RunSummary.read_or_none
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
