@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def make_storage(search: Mapping) -> Any:
     if not url:
         return optuna.storages.InMemoryStorage()
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
     try:
         parsed = make_url(str(url))
@@ -91,16 +92,25 @@ def make_storage(search: Mapping) -> Any:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     beat = int(search.get("heartbeat_s") or 0)
     retries = int(search.get("retry_killed") or 0)
-    return optuna.storages.RDBStorage(
-        str(url),
-        heartbeat_interval=beat or None,
-        grace_period=2 * beat if beat else None,
-        heartbeat_stale_trial_callback=(
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
-            if beat and retries
-            else None
-        ),
-    )
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(
+                str(url),
+                heartbeat_interval=beat or None,
+                grace_period=2 * beat if beat else None,
+                heartbeat_stale_trial_callback=(
+                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
+                    if beat and retries
+                    else None
+                ),
+            )
+        except (IntegrityError, OperationalError):
+            # Two workers creating a new database's tables at once: one loses the race
+            # (alembic_version UNIQUE); a moment later the tables are there.
+            if attempt == 2:
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 def open_study(search: Mapping, direction: str) -> Any:
