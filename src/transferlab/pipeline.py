@@ -30,6 +30,7 @@ from transferlab.models.measure_facts import check_built
 from transferlab.module import ClassifierModule, load_run
 from transferlab.runs import distributed, resume, startup
 from transferlab.runs.checkpoints import AtomicCheckpointIO
+from transferlab.runs.convergence import Convergence
 from transferlab.runs.loggers import instantiate_logger
 from transferlab.runs.timing import RunTimer, job_started
 from transferlab.search.pruning import TrialPruning
@@ -122,6 +123,8 @@ def build_datamodule(
         num_workers=data_cfg.get("num_workers", "auto"),
         pin_memory=data_cfg.get("pin_memory", "auto"),
         seed=seed,
+        folds=data_cfg.get("folds", 5),
+        fold=data_cfg.get("fold"),
     )
 
 
@@ -223,6 +226,8 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         if module.feature_input and cfg.features.get("save_backbone", True):
             _complete_checkpoints(module, trainer)
         metrics.update(_metrics(trainer))
+        if (convergence := Convergence.of(trainer)) is not None:
+            extra |= convergence.verdict(trainer)
         if (pruned := TrialPruning.pruned_epoch_of(trainer)) is not None:
             extra.update(status="pruned", pruned_after_epoch=pruned)
     if cfg.test:
@@ -236,6 +241,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "metrics": metrics,
         "params": {"trainable": trainable, "total": total},
         "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,  # optimizer steps: what a fair comparison equalises
         "train_time_s": train_time_s if cfg.train else 0.0,
         "best_checkpoint": getattr(trainer.checkpoint_callback, "best_model_path", None),
         **extra,

@@ -23,6 +23,7 @@ def validate_train(cfg: DictConfig) -> None:
     model.weights_exist(cfg.model.get("weights"))
     model.known_name(cfg.model)
     data.image_folder(cfg.data)
+    data.folds(cfg.data)
     if not (cfg.get("features") or {}).get("layers"):
         # features read from inner layers take smaller images than the full net
         model.large_enough(input_size.resolve(cfg), cfg.model)

@@ -1,4 +1,5 @@
-"""Checks of the data group: the image folder exists and holds classes, class counts fit."""
+"""Checks of the data group: the image folder exists and holds classes, class counts fit,
+the cross-validation fold is one of the folds."""
 
 from __future__ import annotations
 
@@ -51,3 +52,20 @@ def other_class_count(want: int, data: str, have: int, ckpt: Path) -> UserError:
         f"The checkpoint predicts {want} classes but data {data} has {have}. Evaluate on data "
         f"with the same classes, or fine-tune on it first with model.weights={ckpt}."
     )
+
+
+def folds(data: DictConfig) -> None:
+    """`data.folds` is at least 2 and `data.fold` one of 0..folds-1 (or null)."""
+    k, fold = data.get("folds", 5), data.get("fold")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise UserError(
+            f"data.folds={k!r} must be a whole number of at least 2 (the k of a k-fold "
+            "cross-validation). Fix: e.g. data.folds=5."
+        )
+    whole = isinstance(fold, int) and not isinstance(fold, bool)
+    if fold is not None and not (whole and 0 <= fold < k):
+        raise UserError(
+            f"data.fold={fold!r} is not a fold of data.folds={k}: folds are numbered 0 to "
+            f"{k - 1}. Fix: data.fold=0 (or a sweep: -m data.fold="
+            f"{','.join(str(i) for i in range(k))}), or data.fold=null for the normal split."
+        )

@@ -16,6 +16,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from transferlab.checks.augmentation import check_augmentation
+from transferlab.data.folds import cross_validation_split
 from transferlab.data.memory import collate, in_memory
 from transferlab.data.sources import ImageSource
 from transferlab.data.transforms import (
@@ -108,11 +109,14 @@ class ImageDataModule(LightningDataModule):
         num_workers: int | str = "auto",
         pin_memory: bool | str = "auto",
         seed: int = 42,
+        folds: int = 5,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         self.source, self.preprocess = source, preprocess
         self.augmentation = dict(augmentation) if augmentation else None
         self.batch_size, self.seed = batch_size, seed
+        self.folds, self.fold = folds, fold  # data/folds.py: fold k validates, the rest train
         self.num_workers = _workers(num_workers)
         self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
         self.train_set: Dataset | None = None
@@ -139,7 +143,9 @@ class ImageDataModule(LightningDataModule):
         opts = check_augmentation(self.augmentation, self.classes)
         if self.augmentation and self.augmentation.get("hflip") == "auto" and not opts["hflip"]:
             log.info("augmentation.hflip=auto: no flips, the classes are digits.")
-        splits = self.source.splits(self.seed)
+        splits = cross_validation_split(
+            self.source.splits(self.seed), self.folds, self.fold, self.seed
+        )
         tensors = [in_memory(split) for split in splits]
         self.in_memory = all(t is not None for t in tensors)
         if self.in_memory:
