@@ -91,26 +91,21 @@ def make_storage(search: Mapping) -> Any:
     if parsed.drivername.startswith("sqlite") and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     beat = int(search.get("heartbeat_s") or 0)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback
     retries = int(search.get("retry_killed") or 0)
-    for attempt in range(3):
+    settings = {
+        "heartbeat_interval": beat or None,
+        "grace_period": 2 * beat if beat else None,
+        "heartbeat_stale_trial_callback": retry(max_retry=retries) if beat and retries else None,
+    }
+    for attempt in range(2):
         try:
-            return optuna.storages.RDBStorage(
-                str(url),
-                heartbeat_interval=beat or None,
-                grace_period=2 * beat if beat else None,
-                heartbeat_stale_trial_callback=(
-                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
-                    if beat and retries
-                    else None
-                ),
-            )
+            return optuna.storages.RDBStorage(str(url), **settings)
         except (IntegrityError, OperationalError):
             # Two workers creating a new database's tables at once: one loses the race
             # (alembic_version UNIQUE); a moment later the tables are there.
-            if attempt == 2:
-                raise
             time.sleep(1 + attempt)
-    raise AssertionError("unreachable")
+    return optuna.storages.RDBStorage(str(url), **settings)  # a third failure is real
 
 
 def open_study(search: Mapping, direction: str) -> Any:
