@@ -22,7 +22,7 @@ from transferlab.checks.data import other_class_count
 from transferlab.checks.model import too_small
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.data.transforms import Preprocess
-from transferlab.features import slim
+from transferlab.features import prefix, slim
 from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
 from transferlab.models.classifier import Classifier
@@ -85,6 +85,7 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         feature_input=feature_training.trains_on_features(cfg),
     )
     check_built(cfg.model, module.net)  # under other timm/torchvision releases
+    module.train_behind(prefix.plan(cfg, module.net))
     # The checkpoint records how inputs were prepared, so eval.py prepares them the same way.
     log.info(size.describe(module.preprocess.image_size))
     _check_input_size(module.net, module.preprocess, cfg.model.get("name"), size.origin)
@@ -125,6 +126,7 @@ def build_datamodule(
         seed=seed,
         folds=data_cfg.get("folds", 5),
         fold=data_cfg.get("fold"),
+        jpeg_draft=data_cfg.get("jpeg_draft", True),
     )
 
 
@@ -205,7 +207,10 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     freeze.log_group_table(module.net)
     if cfg.get("compile"):
         module.net.compile()  # in place: state_dict keys and checkpoints stay as they are
-    datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
+    if module.cut is not None:
+        datamodule = prefix.cached_datamodule(cfg, module, images, trainer)
+    else:
+        datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
     startup.gc_after_startup()
     metrics: dict[str, float] = {}
     extra: dict[str, Any] = {}
