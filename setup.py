@@ -7,6 +7,7 @@ packages setuptools finds (config_dirs.py finds the configs either way).
 from setuptools import find_packages, setup
 
 setup(
-    packages=[*find_packages("src"), "transferlab.conf"],
+    # hydra_plugins is a namespace package (no __init__.py), as Hydra's plugin discovery needs
+    packages=[*find_packages("src"), "hydra_plugins.transferlab_optuna", "transferlab.conf"],
     package_dir={"": "src", "transferlab.conf": "conf"},
 )

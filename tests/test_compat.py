@@ -248,3 +248,17 @@ def test_link_hook_checkpoint_routes_lightnings_link_step_to_link_last():
     assert probe.saved_step == 0
     # Callbacks may be pickled (ddp_spawn): the class is found under its module-level name.
     assert pickle.loads(pickle.dumps(compat.LinkHookCheckpoint)) is compat.LinkHookCheckpoint
+
+
+def test_optuna_storage_and_trial_id_find_a_trial_again_by_its_number():
+    import optuna
+
+    study = optuna.create_study()
+    study.ask(), study.ask()
+    storage = compat.optuna_storage(study)
+    assert isinstance(storage, optuna.storages.BaseStorage)
+    trial_id = compat.optuna_trial_id(study, 1)
+    assert storage.get_trial(trial_id).number == 1
+    optuna.trial.Trial(study, trial_id).report(0.5, step=0)  # what a trial's job does
+    assert study.trials[1].intermediate_values == {0: 0.5}
+    assert study.trials[0].intermediate_values == {}

@@ -32,7 +32,7 @@ LAYERS = (
     {"data", "models"},
     {"finetune", "features", "distill", "lr_schedules", "averaging", "stage_metrics"},
     {"module"},
-    {"runs"},
+    {"runs", "search"},
     {"pipeline", "tune", "inference"},
     {"report", "ranking", "study"},
     {"cli", "__main__", "__init__"},

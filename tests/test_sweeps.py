@@ -68,7 +68,7 @@ def test_optuna_search_records_failed_trials_and_reports_the_best(tmp_path):
     proc = run_cli(
         "train.py",
         "hparams_search=optuna",
-        "hydra.sweeper.n_trials=4",
+        "hparams_search.n_trials=4",
         "epochs=1",
         "model=cnn",
         "extras.print_config=false",

@@ -154,7 +154,8 @@ def _run(cfg: DictConfig, validate: Callable, task: str, job: str | None = None)
         raise
     else:
         if _rank() == 0:
-            write_summary(output_dir, status="completed", overrides=overrides, task=task, **result)
+            result.setdefault("status", "completed")  # or "pruned" by a search's pruner
+            write_summary(output_dir, overrides=overrides, task=task, **result)
     finally:
         if job is None:
             loggers.finish_wandb(output_dir)

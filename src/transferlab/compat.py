@@ -195,3 +195,25 @@ def __getattr__(name: str) -> Any:
     if name == "LinkHookCheckpoint":
         return _link_hook_checkpoint()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- Optuna ------------------------------------------------------------------------------
+
+
+def optuna_storage(study: Any) -> Any:
+    """The storage a `optuna.Study` reads and writes.
+
+    Optuna 4/5 keep it as `study._storage` with no public accessor; search.study builds
+    a second Study on the same storage (a per-trial seeded sampler) and sends heartbeats.
+    """
+    return study._storage
+
+
+def optuna_trial_id(study: Any, number: int) -> int:
+    """The storage's id of trial `number` of `study`, which `optuna.trial.Trial` takes.
+
+    Optuna 4/5 expose trials by number but their storage id only as `FrozenTrial._trial_id`;
+    a trial run by a Hydra job is found again by its number (the job number).
+    """
+    storage = study._storage
+    return storage.get_trial_id_from_study_id_trial_number(study._study_id, number)

@@ -34,6 +34,7 @@ from transferlab.runs.checkpoints import AtomicCheckpointIO
 from transferlab.runs.convergence import Convergence
 from transferlab.runs.loggers import instantiate_logger
 from transferlab.runs.timing import RunTimer, job_started
+from transferlab.search.pruning import TrialPruning
 
 log = logging.getLogger("transferlab")
 
@@ -233,6 +234,8 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         metrics.update(_metrics(trainer))
         if (convergence := Convergence.of(trainer)) is not None:
             extra |= convergence.verdict(trainer)
+        if (pruned := TrialPruning.pruned_epoch_of(trainer)) is not None:
+            extra.update(status="pruned", pruned_after_epoch=pruned)
     if cfg.test:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         if cfg.train and best is None:

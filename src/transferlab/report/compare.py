@@ -40,13 +40,16 @@ def optimized_metric(runs: list[Run]) -> str:
 
 
 def sort_runs(runs: list[Run], metric: str) -> list[Run]:
-    """Best first by `metric` (lowest first for a loss); runs without it, failed ones, last."""
+    """Best first by `metric` (lowest first for a loss); then pruned search trials (stopped
+    early on purpose); runs without the metric and failed ones last."""
     sign = 1 if "loss" in metric else -1
+    order = {"completed": 0, "pruned": 1}
 
     def key(run: Run) -> tuple:
         value = run.metrics.get(metric)
         has_value = value is not None and math.isfinite(value)
-        return (not run.completed, not has_value, sign * value if has_value else 0.0)
+        rank = order.get(run.summary.get("status"), 2)
+        return (rank, not has_value, sign * value if has_value else 0.0)
 
     return sorted(runs, key=key)
 
@@ -146,7 +149,8 @@ def print_table(
                 numeric = column in RESULTS[:5] or frame[column].dtype.kind == "f"
                 table.add_column(column, no_wrap=True, justify="right" if numeric else "left")
         for row, status in zip(cells.itertuples(index=False), frame["status"], strict=True):
-            table.add_row(*row, style=None if status == "completed" else "red")
+            style = {"completed": None, "pruned": "dim"}.get(status, "red")
+            table.add_row(*row, style=style)
     console = Console()
     # Piped into a file or a CI log: rich would assume 80 columns and squeeze the table.
     (console if console.is_terminal else Console(width=160)).print(table)
@@ -211,8 +215,10 @@ def main(argv: list[str]) -> int:
     keys = varying_keys(runs)
     frame = rows(runs, keys, metric)
     done = sum(r.completed for r in runs)
+    pruned = sum(r.summary.get("status") == "pruned" for r in runs)
     title = f"{len(runs)} runs in {folder}"
-    caption = f"{done} completed, {len(runs) - done} failed; sorted by {metric}, best first"
+    counts = f"{done} completed, {pruned} pruned" if pruned else f"{done} completed"
+    caption = f"{counts}, {len(runs) - done - pruned} failed; sorted by {metric}, best first"
     frame.to_csv(folder / "report.csv", index=False)
     written = ["report.md", "report.csv"]
     grouped = None

@@ -22,8 +22,8 @@ def _clean(value: Any) -> Any:
 
 
 class RunSummary(dict):
-    """summary.json, the one file that says how a run ended: `status` (completed | failed),
-    `error`, `metrics` and the run's other fields. A dict, so readers index it as JSON."""
+    """summary.json, the one file that says how a run ended: `status` (completed | pruned |
+    failed), `error`, `metrics` and the run's other fields. A dict, so readers index it."""
 
     FILE = "summary.json"
 
@@ -61,7 +61,7 @@ class RunSummary(dict):
 
 
 def write_summary(output_dir: Path, **fields: Any) -> Path:
-    """Write summary.json with `status` (completed | failed), `error` and the given fields."""
+    """Write summary.json with `status` (completed | pruned | failed), `error` and the fields."""
     return RunSummary(fields).write(output_dir)
 
 
@@ -81,12 +81,16 @@ def job_folders(sweep_dir: Path) -> list[Path]:
 
 
 def print_sweep_outcome(sweep_dir: Path, metric: str | None) -> int:
-    """Print "N completed, M failed", each failure, the best job and the overhead; M."""
+    """Print "N completed, M failed" (and P pruned: a search stopped them on purpose), each
+    failure, the best job and the overhead; M."""
     jobs = job_folders(sweep_dir)
     summaries = {job: summary_or_none(job) for job in jobs}
-    done = [j for j, s in summaries.items() if s and s.completed]
-    failed = [j for j in jobs if j not in done]
-    print(f"\nSweep {sweep_dir}: {len(done)} completed, {len(failed)} failed")
+    status = {job: (s or {}).get("status") for job, s in summaries.items()}
+    done = [j for j in jobs if status[j] == "completed"]
+    pruned = [j for j in jobs if status[j] == "pruned"]
+    failed = [j for j in jobs if j not in done and j not in pruned]
+    counts = f"{len(done)} completed, {len(pruned)} pruned" if pruned else f"{len(done)} completed"
+    print(f"\nSweep {sweep_dir}: {counts}, {len(failed)} failed")
     for job in failed:
         error = (summaries[job] or {}).get("error") or "no summary.json: the job was killed"
         print(f"  failed: {job.name}: {error.splitlines()[0][:300]}")
