@@ -230,26 +230,31 @@ def evaluate() -> None:
     startup.without_gc_until_training(_evaluate)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
-def _predict(cfg: DictConfig):
-    return _run(cfg, validate_predict, "predict", job="transferlab.inference.predict")
+def _inference_command(name: str, validate: Callable, doc: str) -> Callable[[], None]:
+    """predict and export: a Hydra entry point that checks, then runs inference.<name>."""
+
+    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=name)
+    def _main(cfg: DictConfig):
+        return _run(cfg, validate, name, job=f"transferlab.inference.{name}")
+
+    def command() -> None:
+        _check_command_line(name)
+        _main()
+
+    command.__doc__ = doc
+    return command
 
 
-def predict() -> None:
-    """python predict.py ckpt_path=<ckpt> input=<folder|file|glob>: predictions.csv, top-k."""
-    _check_command_line("predict")
-    _predict()
-
-
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
-def _export(cfg: DictConfig):
-    return _run(cfg, validate_export, "export", job="transferlab.inference.export")
-
-
-def export() -> None:
-    """python export.py ckpt_path=<ckpt> format=onnx|torchscript|safetensors: + model.json."""
-    _check_command_line("export")
-    _export()
+predict = _inference_command(
+    "predict",
+    validate_predict,
+    "python predict.py ckpt_path=<ckpt> input=<folder|file|glob>: predictions.csv, top-k.",
+)
+export = _inference_command(
+    "export",
+    validate_export,
+    "python export.py ckpt_path=<ckpt> format=onnx|torchscript|safetensors: + model.json.",
+)
 
 
 def compare() -> None:
