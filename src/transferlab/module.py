@@ -10,11 +10,17 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from torch import nn
+from torch.nn import functional as F
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassF1Score,
+)
 
 from transferlab import lr_schedules, modes
 from transferlab.checks.tensor_headers import WeightsFile
+from transferlab.data.balance import class_weights
 from transferlab.data.transforms import Preprocess
 from transferlab.distill import Teacher, distillation_loss
 from transferlab.errors import UserError
@@ -26,6 +32,7 @@ from transferlab.finetune.param_groups import param_groups
 from transferlab.models import build_model
 
 STAGES = ("train", "val", "test")
+MACRO = (("balanced_acc", MulticlassAccuracy), ("macro_f1", MulticlassF1Score))
 
 
 class ClassifierModule(L.LightningModule):
@@ -89,6 +96,8 @@ class ClassifierModule(L.LightningModule):
         if model.get("channels_last"):
             self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.smoothing = label_smoothing
+        self.register_buffer("class_weights", None, persistent=False)  # set in setup()
         # Keyed "<stage>_" because nn.Module already owns the attribute `train`.
         self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
         self.acc = nn.ModuleDict(
@@ -111,6 +120,10 @@ class ClassifierModule(L.LightningModule):
             }
             if calibrated
             else {}
+        )
+        # Micro accuracy rewards "always the big class"; balanced accuracy and macro-F1 don't.
+        self.class_means = nn.ModuleDict(
+            {f"{s}_{n}": m(num_classes, average="macro") for s in STAGES[1:] for n, m in MACRO}
         )
         if distill:  # the teacher's accuracy on the student's test split, for the summary
             self.teacher_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -168,6 +181,8 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)  # y may be soft (MixUp/CutMix): class probabilities
+        if stage == "train" and self.class_weights is not None:  # data.balance=weights
+            loss = F.cross_entropy(logits, y, self.class_weights, label_smoothing=self.smoothing)
         if self.teacher is not None and stage != "val":
             loss = self._with_teacher(x, y, logits, loss, stage)
         if y.is_floating_point():
@@ -189,6 +204,10 @@ class ClassifierModule(L.LightningModule):
         if key in self.acc5:
             self.acc5[key](logits.detach(), y)
             self.log(f"{stage}/acc_top5", self.acc5[key], on_step=False, on_epoch=True)
+        for name, _ in MACRO if stage != "train" else ():
+            metric = self.class_means[key + name]
+            metric(logits.detach(), y)
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True)
         if key in self.ece:
             # in float32: half-precision logits (precision=16-mixed) would round the confidences
             self.ece[key](logits.detach().float().softmax(dim=1), y)
@@ -215,6 +234,11 @@ class ClassifierModule(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and (self.hparams.get("data") or {}).get("balance") == "weights":
+            labels = self.trainer.datamodule.train_labels()
+            self.class_weights = class_weights(labels, self.hparams.num_classes).to(self.device)
 
     def on_train_start(self) -> None:
         # The sanity check's validation must not count as the best epoch (unless resuming).

@@ -121,6 +121,7 @@ def build_datamodule(
         num_workers=data_cfg.get("num_workers", "auto"),
         pin_memory=data_cfg.get("pin_memory", "auto"),
         seed=seed,
+        balance=data_cfg.get("balance", "none"),
     )
 
 
