@@ -22,6 +22,7 @@ def validate_train(cfg: DictConfig) -> None:
     model.weights_exist(cfg.model.get("weights"))
     model.known_name(cfg.model)
     data.image_folder(cfg.data)
+    data.source_keys(cfg.data)
     if not (cfg.get("features") or {}).get("layers"):
         # features read from inner layers take smaller images than the full net
         model.large_enough(input_size.resolve(cfg), cfg.model)
@@ -41,6 +42,7 @@ def validate_eval(cfg: DictConfig) -> None:
     header = tensor_headers.read_header(ckpt)  # a broken file is refused here
     if cfg.get("data"):
         data.image_folder(cfg.data)
+        data.source_keys(cfg.data)
         have = data.class_count(cfg.data)
         want = header.hparams.get("num_classes") if header else None
         if have is not None and want is not None and have != want:

@@ -11,19 +11,12 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset, Subset
 
-from transferlab.errors import UserError
-
-CHOICES = ("none", "weights", "sampler")
+from transferlab.checks.data import source_keys
 
 
 def check(balance: str) -> str:
-    """`balance` when it is one of CHOICES, else a UserError naming them."""
-    if balance not in CHOICES:
-        raise UserError(
-            f"data.balance={balance!r} is not one of {', '.join(CHOICES)}. Fix: "
-            "data.balance=weights (class-weighted loss) or data.balance=sampler (each class "
-            "drawn equally often), or none."
-        )
+    """`balance` when it is one of BALANCE (checks.data says why not)."""
+    source_keys({"balance": balance})
     return balance
 
 
