@@ -28,6 +28,18 @@ NATIVE_SIZES = {
     "svhn": 32,
     "flowers102": None,
     "image_folder": None,
+    # torchvision sets by class name (data=torchvision data.source.name=...)
+    "CIFAR10": 32,
+    "CIFAR100": 32,
+    "STL10": 96,
+    "EuroSAT": 64,
+    "KMNIST": 28,
+    "EMNIST": 28,
+    "QMNIST": 28,
+    "MNIST": 28,
+    "FashionMNIST": 28,
+    "USPS": 16,
+    "SVHN": 32,
 }
 
 

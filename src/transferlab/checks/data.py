@@ -19,6 +19,23 @@ KNOWN_CLASS_COUNTS = {
     "cifar10": 10,
     "svhn": 10,
     "flowers102": 102,
+    # data=torchvision data.source.name=<class name>
+    "CIFAR10": 10,
+    "CIFAR100": 100,
+    "STL10": 10,
+    "EuroSAT": 10,
+    "DTD": 47,
+    "Food101": 101,
+    "OxfordIIITPet": 37,
+    "Flowers102": 102,
+    "MNIST": 10,
+    "FashionMNIST": 10,
+    "KMNIST": 10,
+    "SVHN": 10,
+    "GTSRB": 43,
+    "Country211": 211,
+    "FGVCAircraft": 100,
+    "StanfordCars": 196,
 }
 
 

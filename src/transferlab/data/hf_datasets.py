@@ -73,6 +73,9 @@ class HFImages(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __repr__(self) -> str:  # the feature cache's key: the Arrow table's own fingerprint
+        return f"HFImages({getattr(self.table, '_fingerprint', id(self.table))}, {self.mode})"
+
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
         image = self.table[int(i)][self.image_column]
         if not isinstance(image, Image.Image):  # a path or bytes column

@@ -17,7 +17,12 @@ from torchvision import datasets
 from transferlab.data.sources import TensorImages
 
 # torchvision keeps these sets' pixels in `.data`: (N, H, W), (N, H, W, C) or (N, C, H, W).
-_LAYOUTS = {datasets.MNIST: "NHW", datasets.CIFAR10: "NHWC", datasets.SVHN: "NCHW"}
+_LAYOUTS = {
+    datasets.MNIST: "NHW",
+    datasets.CIFAR10: "NHWC",  # CIFAR100 too, a subclass
+    datasets.SVHN: "NCHW",
+    datasets.STL10: "NCHW",
+}
 
 
 class BatchedImages(TensorImages):
