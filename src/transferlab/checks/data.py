@@ -85,7 +85,7 @@ def source_keys(data: DictConfig) -> None:
     """Every key a source needs has a value; `data.balance` is one of BALANCE."""
     source = data.get("source") or {}
     for key, what in _REQUIRED.items():
-        if key in source.keys() and OmegaConf.is_missing(source, key):  # `in` skips ???
+        if OmegaConf.is_config(source) and OmegaConf.is_missing(source, key):
             raise UserError(
                 f"This data config needs data.source.{key}, which has no default. Fix: give {what}."
             )
