@@ -18,6 +18,7 @@ from tests.torchvision_files import (
     write_eurosat,
     write_stl10,
 )
+from transferlab.checks.data import KNOWN_CLASS_COUNTS
 from transferlab.data.csv_table import CsvSource
 from transferlab.data.memory import in_memory
 from transferlab.data.torchvision_sets import TorchvisionSource
@@ -135,6 +136,8 @@ def test_any_torchvision_set_by_class_name_with_its_own_split_convention(tmp_pat
         eurosat = TorchvisionSource("EuroSAT", tmp_path)
         assert [len(s) for s in eurosat.splits(seed=0)] == [80, 10, 10]
         assert eurosat.classes[0] == "AnnualCrop" and eurosat.image_size == 64
+        for source in (cifar, stl, eurosat):  # what the checks know before torch loads
+            assert KNOWN_CLASS_COUNTS[source.name] == len(source.classes)
     with pytest.raises(UserError, match=r"Unknown torchvision dataset name='Cifar100'.*CIFAR100"):
         TorchvisionSource("Cifar100", tmp_path)
     with pytest.raises(UserError, match=r"STL10.*is not on disk"):
