@@ -31,14 +31,16 @@ def is_classical(head: Mapping | None) -> bool:
     return (head or {}).get("name", "linear") != "linear"
 
 
-def estimator(head: Mapping, seed: int) -> LinearSVC | LogisticRegression:
-    """The scikit-learn classifier that `head=svm` or `head=logreg` configures."""
+def estimator(head: Mapping, seed: int, balanced: bool = False) -> LinearSVC | LogisticRegression:
+    """The scikit-learn classifier that `head=svm` or `head=logreg` configures; `balanced`
+    (data.balance=weights|sampler) weighs classes as sklearn's class_weight="balanced"."""
     C, max_iter = float(head.get("C", 1.0)), int(head.get("max_iter", 1000))
     if C <= 0:
         raise UserError(f"head.C={C} must be positive (inverse regularisation), e.g. head.C=1.0.")
+    weights = "balanced" if balanced else None
     if head["name"] == "svm":
-        return LinearSVC(C=C, max_iter=max_iter, random_state=seed)
-    return LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+        return LinearSVC(C=C, max_iter=max_iter, random_state=seed, class_weight=weights)
+    return LogisticRegression(C=C, max_iter=max_iter, random_state=seed, class_weight=weights)
 
 
 def linear_layer(head: nn.Module) -> nn.Linear:
@@ -54,7 +56,12 @@ def linear_layer(head: nn.Module) -> nn.Linear:
 
 
 def fit_head(
-    head: nn.Module, cfg: Mapping, features: torch.Tensor, labels: torch.Tensor, seed: int
+    head: nn.Module,
+    cfg: Mapping,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    balanced: bool = False,
 ) -> float:
     """Fit `cfg` (head=svm|logreg) on the features and copy it into `head`; returns train acc."""
     layer = linear_layer(head)
@@ -74,7 +81,7 @@ def fit_head(
             layer.out_features,
         )
     scaler = StandardScaler() if cfg.get("standardize", True) else None
-    clf = estimator(cfg, seed)
+    clf = estimator(cfg, seed, balanced)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

@@ -98,11 +98,12 @@ def cached_datamodule(
         images.prepare_data()
     images.setup()
     splits = {s: split_features(cfg, module, images, s, cache) for s in SPLITS}
+    balance = cfg.data.get("balance", "none")
     if fits_head(cfg):
-        fit_head(module.net.head, module.hparams["head"], *splits["train"], seed=cfg.seed)
+        head = module.hparams["head"]
+        fit_head(module.net.head, head, *splits["train"], cfg.seed, balance != "none")
         # Its training_step returns None on purpose: nothing is left to optimise.
         warnings.filterwarnings("ignore", message="`training_step` returned `None`")
-    balance = cfg.data.get("balance", "none")
     return FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed, balance=balance)
 
 
