@@ -96,7 +96,6 @@ class ClassifierModule(L.LightningModule):
         if model.get("channels_last"):
             self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.smoothing = label_smoothing
         self.register_buffer("class_weights", None, persistent=False)  # set in setup()
         # Keyed "<stage>_" because nn.Module already owns the attribute `train`.
         self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
@@ -182,7 +181,9 @@ class ClassifierModule(L.LightningModule):
         logits = self(x)
         loss = self.criterion(logits, y)  # y may be soft (MixUp/CutMix): class probabilities
         if stage == "train" and self.class_weights is not None:  # data.balance=weights
-            loss = F.cross_entropy(logits, y, self.class_weights, label_smoothing=self.smoothing)
+            loss = F.cross_entropy(
+                logits, y, self.class_weights, label_smoothing=self.hparams.label_smoothing
+            )
         if self.teacher is not None and stage != "val":
             loss = self._with_teacher(x, y, logits, loss, stage)
         if y.is_floating_point():
