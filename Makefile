@@ -24,7 +24,7 @@ test: install ## lint, then the whole suite (slow end-to-end runs included), on 
 	OMP_WAIT_POLICY=PASSIVE $(PYTHON) -m pytest -q -n 2 --dist worksteal
 
 results: install ## every offline experiment as a seed sweep -> docs/results.md (RESULTS_QUICK=1: minutes)
-	$(PYTHON) -m transferlab.report.results
+	$(PYTHON) -m results.results
 
 lint:
 	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .

@@ -92,7 +92,7 @@ def per_image_rate(source, pre: Preprocess, batch: int, batches: int) -> float:
 def step_rate(name: str, size: int, batch: int, steps: int) -> float:
     """Images/s of one training step (forward, backward, SGD) at `size` px."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"model/{name}.yaml"))
-    net = build_model(cfg, num_classes=10, in_chans=3, image_size=size, load_weights=False)
+    net = build_model(cfg, num_classes=10, in_chans=3, image_size=size, fetch_weights=False)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     x, y = torch.randn(batch, 3, size, size), torch.arange(batch) % 10

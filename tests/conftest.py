@@ -3,7 +3,9 @@ what a run wrote (summary.json, metrics.csv, checkpoints)."""
 
 from __future__ import annotations
 
+import ast
 import csv
+import itertools
 import json
 import os
 import re
@@ -18,7 +20,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tests.torchvision_files import FixtureFiles, write_datasets, write_hub_weights
 from transferlab.cli import CONF_DIR  # registers the run-folder resolvers
@@ -31,6 +34,67 @@ QUIET = "extras.print_config=false"  # the config tree would bury the lines a te
 IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
 TORCH_IMPORTED = re.compile(r"\|\s+torch$", re.MULTILINE)
 HALF = Preprocess(image_size=16, channels=3, mean=(0.5,), std=(0.5,))  # small RGB, cheap
+
+
+def _strings(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return set().union(*(_strings(e) for e in node.elts))
+    return set()
+
+
+def compared_outside(names, home: str) -> list[str]:
+    """Comparisons with any of `names` in the package's modules other than `home` (the
+    table that owns them), as "path:line code" lines."""
+    package = ROOT / "src" / "transferlab"
+    found = []
+    for path in package.rglob("*.py"):
+        if path.relative_to(package).as_posix() == home:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                values = _strings(node.left).union(*(_strings(c) for c in node.comparators))
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in _AFFIXES:
+                values = set().union(*(_strings(a) for a in node.args))  # x.endswith("Digits")
+                values = {v.rsplit(".", 1)[-1] for v in values}
+            else:
+                continue
+            if values & set(names):
+                found.append(f"{path.relative_to(package)}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+_AFFIXES = ("endswith", "startswith")
+
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+# where `data=mnist` keeps the decoded registry copy (the first test to run fetches it)
+MNIST_CACHE = instantiate(
+    OmegaConf.create(
+        {"x": OmegaConf.load(Path(CONF_DIR) / "data" / "mnist.yaml").data.source.cache_dir}
+    )
+).x
+
+
+def sweep_jobs(name: str) -> list[list[str]]:
+    """The override lists of the jobs `python train.py -m experiment=<name>` would run."""
+    params = compose_hydra("train", [f"experiment={name}"]).hydra.sweeper.params or {}
+    # Hydra's own grammar splits "a,b" and "[512],[64]" into choices; mimic it for the test.
+    choices = [[f"{key}={v}" for v in _split(str(value))] for key, value in params.items()]
+    return [list(job) for job in itertools.product(*choices)]
+
+
+def _split(value: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in value:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [*parts, current.strip()]
 
 
 def compose_hydra(name: str, overrides: list[str]) -> DictConfig:

@@ -8,6 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from transferlab import defaults, heads
 from transferlab.cli import CONF_DIR
 from transferlab.data.transforms import Preprocess
 from transferlab.models import build_model
@@ -65,7 +66,7 @@ def test_option_composes_and_instantiates(group, option, cfg_factory, tmp_path):
             num_classes=len(source.classes),
             in_chans=source.channels,
             image_size=cfg.data.image_size or source.image_size or 32,
-            load_weights=False,
+            fetch_weights=False,
         )
         pre = Preprocess.following(cfg.data, net)
         assert pre.channels == net.data_config["input_size"][0]
@@ -87,3 +88,11 @@ def test_the_shared_training_policy_keys_are_the_ones_the_model_builder_strips()
 
     shared = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/train.yaml").model
     assert set(shared) == set(POLICY_KEYS)
+
+
+def test_the_codes_defaults_are_the_values_conf_sets(cfg_factory):
+    """A config without the key behaves as one composed from conf/."""
+    cfg = cfg_factory()
+    for key, value in defaults.DEFAULTS.items():
+        assert OmegaConf.select(cfg, key) == value, key
+    assert cfg.head.name == heads.DEFAULT

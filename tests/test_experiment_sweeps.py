@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import QUIET, run_cli_on_fixtures, run_dirs, summary
-from tests.test_experiments import EXPERIMENTS, _sweep_jobs
+from results.results import EXPERIMENTS as PAGE_EXPERIMENTS
+from tests.conftest import EXPERIMENTS, QUIET, run_cli_on_fixtures, run_dirs, summary, sweep_jobs
 from tests.torchvision_files import md5_checks_skipped
-from transferlab.checks import tensor_headers
 from transferlab.data import TorchvisionSource
 from transferlab.data.subsets import labels_of
-from transferlab.report.results import EXPERIMENTS as PAGE_EXPERIMENTS
+from transferlab.weights_files import tensor_headers
 
 # One seed, one short epoch: this proves the sweep runs, not what it finds.
 QUICK = [
@@ -54,7 +53,7 @@ def places365_vgg16(dataset_files, vgg16_weights, tmp_path_factory) -> Path:
 
 def _arms(name: str) -> int:
     """The jobs of the experiment's sweep with one seed."""
-    return len({tuple(o for o in job if not o.startswith("seed=")) for job in _sweep_jobs(name)})
+    return len({tuple(o for o in job if not o.startswith("seed=")) for job in sweep_jobs(name)})
 
 
 def _user_files(name: str, cwd: Path, files, places365: Path) -> list[str]:

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-from pathlib import Path
-
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_cfg, compose_hydra
+from tests.conftest import EXPERIMENTS, compose_cfg, compose_hydra, sweep_jobs
 from transferlab.checks.commands import validate_train
-from transferlab.cli import CONF_DIR
 
 USER_FILES = ("pretrained_ckpt", "places365_weights")
-EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
-
-
-def _sweep_jobs(name: str) -> list[list[str]]:
-    """The override lists of the jobs `python train.py -m experiment=<name>` would run."""
-    params = compose_hydra("train", [f"experiment={name}"]).hydra.sweeper.params or {}
-    # Hydra's own grammar splits "a,b" and "[512],[64]" into choices; mimic it for the test.
-    choices = [[f"{key}={v}" for v in _split(str(value))] for key, value in params.items()]
-    return [list(job) for job in itertools.product(*choices)]
-
-
-def _split(value: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for ch in value:
-        depth += (ch == "[") - (ch == "]")
-        if ch == "," and depth == 0:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += ch
-    return [*parts, current.strip()]
 
 
 def test_there_are_at_least_twelve_experiments_named_after_their_comparison():
@@ -43,7 +18,7 @@ def test_there_are_at_least_twelve_experiments_named_after_their_comparison():
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_job_of_every_experiment_composes_and_passes_the_config_checks(name, tmp_path):
-    jobs = _sweep_jobs(name)
+    jobs = sweep_jobs(name)
     assert jobs, f"{name} declares no sweep"
     seeds = {o for job in jobs for o in job if o.startswith("seed=")}
     assert len(seeds) >= 3 or name == "digits_cnn_tanh_sgd", "a comparison needs >= 3 seeds"
@@ -61,7 +36,7 @@ def test_every_job_of_every_experiment_composes_and_passes_the_config_checks(nam
 
 def test_a_recipe_sweep_gives_each_arm_its_own_mode_and_head():
     arms = {}
-    for job in _sweep_jobs("lite0_svm_vs_finetune_vs_scratch"):
+    for job in sweep_jobs("lite0_svm_vs_finetune_vs_scratch"):
         cfg = compose_hydra("train", ["experiment=lite0_svm_vs_finetune_vs_scratch", *job])
         arms[cfg.mode.name] = (cfg.head.name, cfg.features.layers, cfg.model.pretrained)
     assert arms["feature_extract"] == ("svm", ["blocks.4", "blocks.5", "blocks.6"], True)

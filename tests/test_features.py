@@ -39,7 +39,11 @@ from transferlab.errors import UserError
 from transferlab.features import cache as cache_io
 from transferlab.features.extract import LayerFeatures, compute_features, read_layers
 from transferlab.features.heads import fit_head
-from transferlab.features.training import FeatureDataModule, cached_datamodule
+from transferlab.features.training import (
+    FeatureDataModule,
+    cached_datamodule,
+    record_backbone_digest,
+)
 from transferlab.models.scratch import cnn
 from transferlab.module import ClassifierModule
 from transferlab.pipeline import build_module, build_run
@@ -427,7 +431,9 @@ def test_cached_training_checkpoints_get_their_backbone_once_at_the_end(
         assert all(torch.equal(state[k], v) for k, v in backbone.items()), name
     # ... but each epoch's save during fit left the frozen backbone out
     assert module.feature_input  # built to train its head on cached features
-    assert module.backbone_digest() == cache_io.state_digest(module.net.backbone)
+    digest = record_backbone_digest(module)
+    assert digest == cache_io.state_digest(module.net.backbone)
+    assert module.hparams["features"]["weights_digest"] == digest
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
     assert checkpoint["state_dict"] and not set(backbone) & set(checkpoint["state_dict"])

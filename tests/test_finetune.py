@@ -36,7 +36,7 @@ def module(name: str, mode: str, image_size: int = 64, **model_overrides) -> Cla
         num_classes=10,
         in_chans=1,
         image_size=image_size,
-        load_weights=False,
+        fetch_weights=False,
     )
 
 

@@ -12,7 +12,7 @@ from tests.conftest import QUIET, run_cli, run_dirs, summary
 from tests.table_files import imbalanced_rows, write_digits_csv
 from transferlab.data.balance import class_weights, draw_weights
 from transferlab.data.datamodule import EpochShuffle
-from transferlab.report.plots import save_per_class
+from transferlab.runs.plots import save_per_class
 
 LABELS = torch.tensor([0] * 95 + [1] * 5)  # a 95/5 set
 

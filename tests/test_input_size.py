@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transferlab import input_size
+from transferlab import datasets, input_size
 from transferlab.data import Digits, ImageFolderSource, TorchvisionSource
 from transferlab.data.packaged import Mnist
 
@@ -69,6 +69,6 @@ def test_the_native_sizes_known_before_torch_are_the_sources_own(tmp_path):
     }
     for name in ("fashion_mnist", "cifar10", "svhn", "flowers102"):
         sources[name] = TorchvisionSource(name, root=tmp_path)
-    for name in (n for n in input_size.NATIVE_SIZES if n[0].isupper()):  # torchvision's names
-        sources[name] = TorchvisionSource(name, root=tmp_path)
-    assert {n: s.image_size for n, s in sources.items()} == input_size.NATIVE_SIZES
+    assert {n: s.image_size for n, s in sources.items()} == {
+        n: d.native_size for n, d in datasets.DATASETS.items()
+    }

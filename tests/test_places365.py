@@ -20,10 +20,10 @@ from omegaconf import OmegaConf
 
 from tests.conftest import IMPORT_LOG, QUIET, TORCH_IMPORTED, run_cli, run_dirs, summary
 from transferlab.checks import model as model_checks
-from transferlab.checks import tensor_headers
 from transferlab.errors import UserError
 from transferlab.models import build_model
 from transferlab.models.weights import read_state_dict
+from transferlab.weights_files import tensor_headers
 
 FORMATS = {"zip": True, "legacy": False}  # _use_new_zipfile_serialization
 
@@ -61,7 +61,7 @@ def _build(model, num_classes: int = 10):
         num_classes=num_classes,
         in_chans=3,
         image_size=64,
-        load_weights=True,
+        fetch_weights=True,
     )
 
 

@@ -11,13 +11,13 @@ import pytest
 from scipy.stats import multivariate_normal
 from sklearn.neighbors import KNeighborsClassifier
 
+from results import results_page, zoo_check
+from results.zoo_check import Measured
 from tests.conftest import IMPORT_LOG, QUIET, TORCH_IMPORTED, run_cli, run_dirs
 from transferlab.cli import CONF_DIR
 from transferlab.errors import UserError
 from transferlab.ranking import candidates, scores
 from transferlab.ranking.table import Row, first_sentence, ranked
-from transferlab.report import results_page, zoo_check
-from transferlab.report.zoo_check import Measured
 
 ROW_KEYS = {"backbone", "rank", "logme", "knn", "probe", "feature_s", "dim", "cached", "skipped"}
 

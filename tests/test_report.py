@@ -18,7 +18,7 @@ from transferlab.report.compare import main as compare_main
 from transferlab.report.compare import rows as report_rows
 from transferlab.report.run_folders import Run
 from transferlab.report.seeds import formatted_groups, interval, seed_groups
-from transferlab.report.summary import job_folders
+from transferlab.runs.summary import job_folders
 
 CNN = ("model=cnn", "mode=scratch", "extras.print_config=false")
 
@@ -249,7 +249,8 @@ def test_results_quick_mode_writes_a_page_with_seed_rows_versions_and_a_transfer
         "RESULTS_OUT": str(tmp_path / "docs"),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "transferlab.report.results"],
+        [sys.executable, "-m", "results.results"],
+        cwd=Path(__file__).resolve().parents[1],  # results/ is the clone's, beside benchmarks/
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -282,7 +283,7 @@ def test_results_quick_mode_writes_a_page_with_seed_rows_versions_and_a_transfer
 
 
 def test_rerunning_one_experiment_keeps_the_other_sections_and_target_rows_of_the_page():
-    from transferlab.report import results, results_page
+    from results import results, results_page
 
     old = results_page.page(
         [

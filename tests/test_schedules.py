@@ -9,7 +9,7 @@ from tests.conftest import QUIET, killed_and_resumed, read_checkpoint, run_cli, 
 from transferlab import lr_schedules
 from transferlab.finetune.param_groups import param_groups
 from transferlab.models.scratch import cnn
-from transferlab.report.plots import lr_series
+from transferlab.runs.plots import lr_series
 
 QUICK = ["model=cnn", "mode=scratch", "epochs=2", QUIET]
 

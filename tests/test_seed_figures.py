@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from results import results, results_page, seed_figures
 from tests.conftest import ROOT
-from transferlab.report import results, results_page, seed_figures
 
 # (experiment, arm) -> how its seed's-figure cell starts: SEEDS.md's numbers, as fractions.
 EXPECTED = {

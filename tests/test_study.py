@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_packaged import MNIST_CACHE
+from tests.conftest import MNIST_CACHE, ROOT
 from tests.torchvision_files import write_mnist_folder
 from transferlab.errors import UserError
 from transferlab.study import plan as planning
@@ -204,6 +203,17 @@ def test_resume_replays_the_studys_own_overrides_into_its_folder(tmp_path):
     (tmp_path / "plan.json").write_text("{}")
     argv = study_argv([f"resume={tmp_path}", "study.seeds=4"])
     assert argv == ["data=digits", "study.seeds=4", f"hydra.run.dir={tmp_path.resolve()}"]
+
+
+def test_resuming_a_study_whose_config_held_a_secret_does_not_replay_the_mask(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    saved = "- data=digits\n- +wandb_api_key=***\n"  # as masking.py writes a secret
+    (tmp_path / ".hydra" / "overrides.yaml").write_text(saved)
+    (tmp_path / "plan.json").write_text("{}")
+    argv = study_argv([f"resume={tmp_path}"])
+    assert argv == ["data=digits", f"hydra.run.dir={tmp_path.resolve()}"]
+    argv = study_argv([f"resume={tmp_path}", "+wandb_api_key=again"])
+    assert "+wandb_api_key=again" in argv and "+wandb_api_key=***" not in argv
 
 
 def _study(folder: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:

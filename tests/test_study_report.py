@@ -290,7 +290,7 @@ def test_an_accuracy_interval_stops_at_0_and_100_percent(tmp_path):
 
 
 def test_the_results_page_section_carries_the_studys_plot_crossover_and_wall_time(tmp_path):
-    from transferlab.report import efficiency_check, results_page
+    from results import efficiency_check, results_page
 
     study = sized_study(tmp_path / "study")
     write_report(study)

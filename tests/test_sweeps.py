@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import QUIET, compose_hydra, run_cli, run_dirs, summary
 from transferlab.report.compare import main as compare_main
-from transferlab.report.summary import job_folders
+from transferlab.runs.summary import job_folders
 
 CNN = ("model=cnn", "mode=scratch", QUIET)
 

@@ -18,7 +18,6 @@ from tests.torchvision_files import (
     write_eurosat,
     write_stl10,
 )
-from transferlab.checks.data import KNOWN_CLASS_COUNTS
 from transferlab.data.csv_table import CsvSource
 from transferlab.data.memory import in_memory
 from transferlab.data.torchvision_sets import TorchvisionSource
@@ -125,19 +124,17 @@ def test_any_torchvision_set_by_class_name_with_its_own_split_convention(tmp_pat
     write_eurosat(tmp_path)  # no splits: val and test carved
     with md5_checks_skipped():
         cifar = TorchvisionSource("CIFAR100", tmp_path)
-        assert len(cifar.classes) == 100 and cifar.channels == 3 and cifar.image_size == 32
+        assert len(cifar.classes) == 100 and cifar.channels == 3
         assert [len(s) for s in cifar.splits(seed=0)] == [900, 100, 200]
         stl = TorchvisionSource("STL10", tmp_path)
         train, val, test = stl.splits(seed=0)
-        assert (len(train), len(val), len(test), stl.image_size) == (90, 10, 20, 96)
+        assert (len(train), len(val), len(test)) == (90, 10, 20)
         assert stl.classes[:2] == ["airplane", "bird"]
         batch = in_memory(train)  # STL's pixel array, sliced like CIFAR's
         assert batch is not None and batch.images.shape == (90, 3, 96, 96)
         eurosat = TorchvisionSource("EuroSAT", tmp_path)
         assert [len(s) for s in eurosat.splits(seed=0)] == [80, 10, 10]
-        assert eurosat.classes[0] == "AnnualCrop" and eurosat.image_size == 64
-        for source in (cifar, stl, eurosat):  # what the checks know before torch loads
-            assert KNOWN_CLASS_COUNTS[source.name] == len(source.classes)
+        assert eurosat.classes[0] == "AnnualCrop" and eurosat.channels == 3
     with pytest.raises(UserError, match=r"Unknown torchvision dataset name='Cifar100'.*CIFAR100"):
         TorchvisionSource("Cifar100", tmp_path)
     with pytest.raises(UserError, match=r"STL10.*is not on disk"):

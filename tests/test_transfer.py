@@ -8,8 +8,8 @@ import torchvision
 from PIL import Image
 
 from tests.conftest import QUIET, logged, read_checkpoint, run_cli, run_dirs, summary
-from transferlab.checks.tensor_headers import BACKBONE_PREFIX
 from transferlab.models.packaged_lite import timm_state_dict
+from transferlab.weights_files.tensor_headers import BACKBONE_PREFIX
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from transferlab.models.backbones import torchvision_classifier
 from transferlab.models.scratch import cnn
 from transferlab.module import ClassifierModule
 from transferlab.pipeline import build_datamodule
-from transferlab.report.visualize import default_layers, find_layer
+from transferlab.runs.visualize import default_layers, find_layer
 
 CNN_PICTURES = {
     "filters.png",

@@ -18,11 +18,11 @@ from omegaconf import OmegaConf
 
 from tests.conftest import QUIET, compose_cfg
 from transferlab.checks.commands import validate_eval, validate_train
-from transferlab.checks.tensor_headers import NET_PREFIX, WeightsFile
 from transferlab.models import build_model
 from transferlab.module import load_run
 from transferlab.pipeline import evaluate
 from transferlab.pipeline import train as train_pipeline
+from transferlab.weights_files.tensor_headers import NET_PREFIX, WeightsFile
 
 TINY = [
     "data.image_size=12",
@@ -124,7 +124,7 @@ def test_a_checkpoint_only_torch_can_tell_is_loaded_once_for_the_test_and_the_lo
     assert WeightsFile.of(path).header is None
     model = {**hparams["model"], "weights": str(path)}
     with opens_of(path) as opens:
-        net = build_model(model, num_classes=10, in_chans=1, image_size=12, load_weights=True)
+        net = build_model(model, num_classes=10, in_chans=1, image_size=12, fetch_weights=True)
     assert len(opens) == 1
     for key, tensor in net.state_dict().items():
         assert torch.equal(tensor, ckpt["state_dict"][NET_PREFIX + key]), key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,3 +31,15 @@ def atomic_write(path: Path, write: Callable[[IO], None], binary: bool = False) 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text))
+
+
+def link(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """`target` becomes the same file as `source` (a copy where hard links are refused)."""
+    tmp = f"{target}.tmp"  # os.link will not replace a file: link beside it, rename over
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    try:
+        os.link(source, tmp)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)

@@ -117,8 +117,8 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
         _save_config_tree(cfg, output_dir)
 
     from transferlab import pipeline
-    from transferlab.report.summary import write_summary
     from transferlab.runs import distributed, loggers
+    from transferlab.runs.summary import write_summary
 
     sweeps.limit_threads(hc.launcher)
     slot = distributed.gpu_pool_slot(cfg, hc)
@@ -154,7 +154,7 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
 
 
 def _fail(err: UserError, output_dir: Path, overrides: list[str], mode: RunMode):
-    from transferlab.report.summary import write_summary
+    from transferlab.runs.summary import write_summary
 
     if _rank() == 0:
         write_summary(output_dir, status="failed", error=str(err), overrides=overrides)

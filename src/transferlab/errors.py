@@ -8,3 +8,13 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+def row_of(table: dict, name, kind: str, example: str):
+    """The row `name` of a table (modes, heads...), or UserError listing the rows there are."""
+    try:
+        return table[str(name)]
+    except KeyError:
+        raise UserError(
+            f"Unknown {kind} {name!r}. Choose one of {', '.join(table)}, e.g. {example}."
+        ) from None

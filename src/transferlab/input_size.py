@@ -14,33 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transferlab import modes
-from transferlab.checks import facts as model_facts
-from transferlab.checks import tensor_headers
-
-# Native image sizes of the datasets a source builds (None: files of varying size); a test
-# ties them to the sources' own `image_size`.
-NATIVE_SIZES = {
-    "digits": 8,
-    "mnist": 28,
-    "fashion_mnist": 28,
-    "cifar10": 32,
-    "svhn": 32,
-    "flowers102": None,
-    "image_folder": None,
-    # torchvision sets by class name (data=torchvision data.source.name=...)
-    "CIFAR10": 32,
-    "CIFAR100": 32,
-    "STL10": 96,
-    "EuroSAT": 64,
-    "KMNIST": 28,
-    "EMNIST": 28,
-    "QMNIST": 28,
-    "MNIST": 28,
-    "FashionMNIST": 28,
-    "USPS": 16,
-    "SVHN": 32,
-}
+from transferlab import datasets, model_facts, modes
+from transferlab.weights_files import tensor_headers
 
 
 @dataclass(frozen=True)
@@ -56,26 +31,6 @@ class InputSize:
         return f"Input size: {shown} ({self.origin})."
 
 
-def dataset_name(data: Any) -> str | None:
-    """The dataset a `data` config reads: digits, mnist, cifar10... or image_folder."""
-    source = data.get("source") or {}
-    target = str(source.get("_target_", ""))
-    if target.endswith("ImageFolderSource"):
-        return "image_folder"
-    if target.endswith(".Digits"):
-        return "digits"
-    if target.endswith("packaged.Mnist"):
-        return "mnist"
-    name = source.get("name")
-    return str(name) if name is not None else None
-
-
-def loads_weights(cfg: Any) -> bool:
-    """Whether the network starts from weights (mode=scratch never loads any)."""
-    model = cfg.model
-    return modes.of(cfg).loads_weights and bool(model.get("pretrained") or model.get("weights"))
-
-
 def resolve(cfg: Any) -> InputSize:
     """The input size of a composed training config, and why it is that size."""
     size = cfg.data.get("image_size")
@@ -84,15 +39,16 @@ def resolve(cfg: Any) -> InputSize:
             int(size), f"data.image_size={size}, set by the data config or an override"
         )
     model = cfg.model
-    if loads_weights(cfg):
+    if modes.starts_from_weights(cfg):
         if found := _trained_size(model):
             return found
         if model_facts.kind_of(model):  # a timm tag whose weights' size only timm knows
             return InputSize(None, f"the pretrained config of model={model.get('name')}")
-    dataset = dataset_name(cfg.data)
-    if native := NATIVE_SIZES.get(dataset or ""):
-        return InputSize(native, f"{dataset}'s native size")
-    return InputSize(None, f"{dataset or 'the data'} has no native size")
+    dataset = datasets.of(cfg.data)
+    if dataset and dataset.native_size:
+        return InputSize(dataset.native_size, f"{dataset.name}'s native size")
+    named = dataset.name if dataset else (cfg.data.get("source") or {}).get("name")
+    return InputSize(None, f"{named or 'the data'} has no native size")
 
 
 def _trained_size(model: Any) -> InputSize | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transferlab.errors import UserError
+from transferlab.errors import row_of
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class Mode:
         return {"all": n_groups, "none": 0}.get(self.trains, unfreeze)
 
     @property
-    def loads_weights(self) -> bool:
-        return self.weights != "ignored"
+    def ignores_weights(self) -> bool:
+        return self.weights == "ignored"
 
 
 MODES = {
@@ -61,17 +61,24 @@ MODES = {
 
 def get(name) -> Mode:
     """The mode called `name`, or UserError listing the modes there are."""
-    try:
-        return MODES[str(name)]
-    except KeyError:
-        raise UserError(
-            f"Unknown mode {name!r}. Choose one of {', '.join(MODES)}, e.g. mode=finetune."
-        ) from None
+    return row_of(MODES, name, "mode", "mode=finetune")
 
 
 def of(cfg) -> Mode:
     """The mode of a composed config (`cfg.mode.name`)."""
     return get(cfg.mode.name)
+
+
+def names_weights(model) -> bool:
+    """Whether a model config names weights: model.pretrained, or a model.weights file."""
+    return bool(model.get("pretrained") or model.get("weights"))
+
+
+def starts_from_weights(cfg) -> bool:
+    """Whether the run's network starts from weights: its config names some and its mode
+    does not ignore them. Everything that depends on it (input size, checks, the pipeline's
+    warnings, the ranking, the study's arm kinds) asks here."""
+    return not of(cfg).ignores_weights and names_weights(cfg.model)
 
 
 def callbacks(cfg) -> list:

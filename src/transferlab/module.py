@@ -11,28 +11,21 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 from torch.nn import functional as F
-from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassCalibrationError,
-    MulticlassF1Score,
-)
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
 
-from transferlab import lr_schedules, modes
-from transferlab.checks.tensor_headers import WeightsFile
+from transferlab import defaults, heads, lr_schedules, modes
 from transferlab.data.balance import class_weights
 from transferlab.data.transforms import Preprocess
 from transferlab.distill import Teacher, distillation_loss
 from transferlab.errors import UserError
 from transferlab.features import slim
-from transferlab.features.cache import state_digest
-from transferlab.features.heads import is_classical
+from transferlab.features.extract import read_layers
 from transferlab.finetune import freeze
 from transferlab.finetune.param_groups import param_groups
 from transferlab.models import build_model
-
-STAGES = ("train", "val", "test")
-MACRO = (("balanced_acc", MulticlassAccuracy), ("macro_f1", MulticlassF1Score))
+from transferlab.stage_metrics import StageMetrics
+from transferlab.weights_files.tensor_headers import WeightsFile
 
 
 class ClassifierModule(L.LightningModule):
@@ -59,27 +52,28 @@ class ClassifierModule(L.LightningModule):
         features: dict | None = None,
         head: dict | None = None,
         distill: dict | None = None,
-        load_weights: bool = False,
+        fetch_weights: bool = False,
         feature_input: bool = False,
     ) -> None:
-        """`load_weights`: fetch the pretrained weights (False: a checkpoint fills the net).
+        """`fetch_weights`: fetch the pretrained weights (False: a checkpoint fills the net).
         `feature_input`: batches are the frozen backbone's cached features, so only the head
         runs (features/training.py decides it). Neither is saved: a restored module reads
         images with the weights of its checkpoint."""
         super().__init__()
-        self.save_hyperparameters(ignore=["load_weights", "feature_input"])
+        self.save_hyperparameters(ignore=["fetch_weights", "feature_input"])
         # Its state_dict names are NET_PREFIX + the network's: how a run's checkpoint is told
-        # apart before torch loads (checks.tensor_headers; test_weights_file asserts it).
+        # apart before torch loads (weights_files.tensor_headers; test_weights_file asserts it).
         self.net = build_model(
             model,
             num_classes=num_classes,
             in_chans=in_chans,
             image_size=image_size,
-            load_weights=load_weights,
-            features=features,
+            fetch_weights=fetch_weights,
         )
+        if features:  # the backbone yields features.layers instead of its pooled output
+            read_layers(self.net, features, head=model.get("head"))
         self.feature_input = feature_input
-        self.backbone_loaded = load_weights  # False: restored from a checkpoint
+        self.backbone_loaded = fetch_weights  # False: restored from a checkpoint
         self._finding_lr = False  # see searching_lr
         # What the network reads, not what the data has: a checkpoint rebuilds this stem.
         self.hparams["in_chans"] = self.net.data_config["input_size"][0]
@@ -87,7 +81,7 @@ class ClassifierModule(L.LightningModule):
             self.hparams["preprocess"] = asdict(Preprocess.following(data or {}, self.net))
         # mode=distill's frozen teacher: built for training only, never saved with the student
         self.teacher = None
-        if distill and load_weights:
+        if distill and fetch_weights:
             self.teacher = load_teacher(distill["teacher"], self.preprocess, num_classes)
         k = modes.get(mode["name"]).trainable_groups(len(self.net.groups), model.get("unfreeze"))
         freeze.set_trainable(self.net, k)
@@ -97,33 +91,7 @@ class ClassifierModule(L.LightningModule):
             self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.register_buffer("class_weights", None, persistent=False)  # set in setup()
-        # Keyed "<stage>_" because nn.Module already owns the attribute `train`.
-        self.loss = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
-        self.acc = nn.ModuleDict(
-            {f"{s}_": MulticlassAccuracy(num_classes, average="micro") for s in STAGES}
-        )
-        # top-5 only says something when there are more than five classes.
-        self.acc5 = nn.ModuleDict(
-            {f"{s}_": MulticlassAccuracy(num_classes, top_k=5, average="micro") for s in STAGES[1:]}
-            if num_classes > 5
-            else {}
-        )
-        # Expected calibration error: how far softmax confidence strays from accuracy. Not
-        # for head=svm: a softmax of SVM margins is no probability, so its "error" (0.44 at
-        # 95% accuracy on digits) would measure the margins' scale, not calibration.
-        calibrated = (head or {}).get("name") != "svm"
-        self.ece = nn.ModuleDict(
-            {
-                f"{s}_": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")
-                for s in STAGES[1:]
-            }
-            if calibrated
-            else {}
-        )
-        # Micro accuracy rewards "always the big class"; balanced accuracy and macro-F1 don't.
-        self.class_means = nn.ModuleDict(
-            {f"{s}_{n}": m(num_classes, average="macro") for s in STAGES[1:] for n, m in MACRO}
-        )
+        self.metrics = StageMetrics(num_classes, calibrated=heads.of(head).calibrated)
         if distill:  # the teacher's accuracy on the student's test split, for the summary
             self.teacher_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
@@ -147,14 +115,6 @@ class ClassifierModule(L.LightningModule):
         """Train with `lr` (the lr finder's pick): configure_optimizers and checkpoints read it."""
         self.hparams.optimizer["lr"] = float(lr)
 
-    def backbone_digest(self) -> str:
-        """The frozen backbone's weights digest, as they are now, recorded in the checkpoint: a
-        head saved without its backbone checks the one it is put back on, and the feature
-        cache keys on it."""
-        digest = state_digest(self.net.backbone)
-        self.hparams["features"]["weights_digest"] = digest
-        return digest
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.feature_input:
             return self.net.head(x)
@@ -164,7 +124,7 @@ class ClassifierModule(L.LightningModule):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if mode and self.hparams.model.get("frozen_bn", "eval") == "eval":
+        if mode and defaults.get(self.hparams.model, "model.frozen_bn") == "eval":
             freeze.eval_frozen_modules(self.net)
         return self
 
@@ -196,23 +156,9 @@ class ClassifierModule(L.LightningModule):
                 f"(trainer.gradient_clip_val=1.0) or check the data for NaNs. The last good "
                 f"checkpoint stays in checkpoints/."
             )
-        key = f"{stage}_"
-        # weighted by batch size: the mean over samples, however batches fall across ranks
-        self.loss[key](loss.detach(), weight=len(y))
-        self.acc[key](logits.detach(), y)
-        self.log(f"{stage}/loss", self.loss[key], on_step=False, on_epoch=True, prog_bar=True)
-        self.log(f"{stage}/acc", self.acc[key], on_step=False, on_epoch=True, prog_bar=True)
-        if key in self.acc5:
-            self.acc5[key](logits.detach(), y)
-            self.log(f"{stage}/acc_top5", self.acc5[key], on_step=False, on_epoch=True)
-        for name, _ in MACRO if stage != "train" else ():
-            metric = self.class_means[key + name]
-            metric(logits.detach(), y)
-            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True)
-        if key in self.ece:
-            # in float32: half-precision logits (precision=16-mixed) would round the confidences
-            self.ece[key](logits.detach().float().softmax(dim=1), y)
-            self.log(f"{stage}/ece", self.ece[key], on_step=False, on_epoch=True)
+        logged = self.metrics.update(stage, loss.detach(), logits.detach(), y)
+        for name, (metric, prog_bar) in logged.items():
+            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=prog_bar)
         return loss
 
     def _with_teacher(self, x, y, logits, loss, stage: str) -> torch.Tensor:
@@ -228,7 +174,7 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         loss = self._step(batch, "train")
         # head=svm|logreg was fitted by scikit-learn: its epoch only logs, nothing steps.
-        return None if is_classical(self.hparams.get("head")) else loss
+        return loss if heads.of(self.hparams.get("head")).needs_optimizer else None
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
@@ -254,14 +200,14 @@ class ClassifierModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        self.val_acc_best(self.acc["val_"].compute())
+        self.val_acc_best(self.metrics.acc["val_"].compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # A head trained on cached features leaves its frozen backbone out of every epoch's
         # checkpoint (14 MB each for Lite0); pipeline.train puts it back once, after fit.
-        if self.feature_input or not (self.hparams.get("features") or {}).get(
-            "save_backbone", True
+        if self.feature_input or not defaults.get(
+            self.hparams.get("features"), "features.save_backbone"
         ):
             slim.drop_backbone(checkpoint)
 

@@ -48,7 +48,7 @@ def to_dict(cfg: Any) -> Any:
 def build_module(cfg: DictConfig, source) -> ClassifierModule:
     """The LightningModule for this config, pretrained weights loaded and policy applied."""
     mode = modes.of(cfg)
-    if mode.weights == "expected" and not (cfg.model.get("pretrained") or cfg.model.get("weights")):
+    if mode.weights == "expected" and not modes.starts_from_weights(cfg):
         log.warning(
             "model=%s has no pretrained weights or model.weights file: mode=%s trains it from "
             "random init, the same as mode=scratch.",
@@ -56,7 +56,7 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
             mode.name,
         )
     model = to_dict(cfg.model)
-    if not mode.loads_weights and model.get("weights"):
+    if mode.ignores_weights and model.get("weights"):
         # A transfer sweep's baseline arm (mode=finetune,feature_extract,scratch) shares
         # the experiment's model.weights; scratch means random init, so it is not loaded.
         log.info(
@@ -79,7 +79,7 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         distill=to_dict(cfg.get("distill")) if mode.teacher else None,
         classes=list(source.classes),
         data=data,
-        load_weights=True,
+        fetch_weights=True,
         feature_input=feature_training.trains_on_features(cfg),
     )
     check_built(cfg.model, module.net)  # under other timm/torchvision releases
@@ -262,7 +262,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     datamodule = build_datamodule(data_cfg, source, module.preprocess, cfg.batch_size, seed)
     pictures = None
     if (cfg.get("visualize") or {}).get("enabled"):
-        from transferlab.report.visualize import ModelPictures  # grad-cam, sklearn: on demand
+        from transferlab.runs.visualize import ModelPictures  # grad-cam, sklearn: on demand
 
         pictures = ModelPictures(to_dict(cfg.visualize), module, seed)  # records the test pass
     trainer = build_trainer(cfg, output_dir, extra=[pictures] if pictures else None)

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.tuner import Tuner
 
-from transferlab.report.plots import save_lr_find
+from transferlab.runs.plots import save_lr_find
 
 log = logging.getLogger("transferlab")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from transferlab import datasets
 from transferlab.errors import UserError
 
 # The train-time policies data/transforms.py builds (a test keeps the two lists equal).
@@ -19,7 +20,6 @@ AUGMENTATION_OFF = {
     "mixup": 0.0,
     "cutmix": 0.0,
 }
-DIGIT_CLASSES = [str(d) for d in range(10)]
 
 
 def check_augmentation(
@@ -46,7 +46,7 @@ def check_augmentation(
             )
         opts["crop_scale"] = tuple(scale)
     if opts["hflip"] == "auto":
-        opts["hflip"] = 0.0 if classes is not None and list(classes) == DIGIT_CLASSES else 0.5
+        opts["hflip"] = 0.5 if datasets.flip_safe(classes) else 0.0
     for key in ("hflip", "random_erasing"):
         if isinstance(opts[key], str) or not 0 <= opts[key] <= 1:
             raise UserError(

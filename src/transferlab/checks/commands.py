@@ -7,8 +7,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from transferlab import input_size
-from transferlab.checks import data, mode, model, options, tensor_headers
+from transferlab.checks import data, mode, model, options
 from transferlab.errors import UserError
+from transferlab.weights_files import tensor_headers
 
 
 def validate_train(cfg: DictConfig) -> None:

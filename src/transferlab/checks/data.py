@@ -7,50 +7,26 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import input_size
-from transferlab.data.folders import class_folders, class_tree, is_image, no_images
+from transferlab import datasets
 from transferlab.errors import UserError
-
-# Classes of the datasets a source downloads (tests compare them with the sources' lists).
-KNOWN_CLASS_COUNTS = {
-    "digits": 10,
-    "mnist": 10,
-    "fashion_mnist": 10,
-    "cifar10": 10,
-    "svhn": 10,
-    "flowers102": 102,
-    # data=torchvision data.source.name=<class name>
-    "CIFAR10": 10,
-    "CIFAR100": 100,
-    "STL10": 10,
-    "EuroSAT": 10,
-    "DTD": 47,
-    "Food101": 101,
-    "OxfordIIITPet": 37,
-    "Flowers102": 102,
-    "MNIST": 10,
-    "FashionMNIST": 10,
-    "KMNIST": 10,
-    "SVHN": 10,
-    "GTSRB": 43,
-    "Country211": 211,
-    "FGVCAircraft": 100,
-    "StanfordCars": 196,
-}
+from transferlab.image_files import class_folders, class_tree, is_image, no_images
 
 
 def class_count(data: DictConfig) -> int | None:
     """How many classes the data config yields, when that is known without loading it."""
-    name = input_size.dataset_name(data)
-    if name == "image_folder":
+    dataset = datasets.of(data)
+    if dataset is None:
+        return None
+    if dataset.class_count is None:  # one class per folder
         return len(class_folders(class_tree(Path(str(data.source.root)).expanduser())))
-    return KNOWN_CLASS_COUNTS.get(str(name))
+    return dataset.class_count
 
 
 def image_folder(data: DictConfig) -> None:
     """A class-per-subfolder tree must exist and hold at least two classes."""
     source = data.get("source") or {}
-    if not str(source.get("_target_", "")).endswith("ImageFolderSource"):
+    dataset = datasets.of(data)
+    if dataset is None or not dataset.from_folders:
         return
     if OmegaConf.is_missing(source, "root"):
         raise UserError(

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import modes
-from transferlab.checks import facts as model_facts
-from transferlab.checks import tensor_headers
+from transferlab import model_facts, modes
 from transferlab.checks.model import check_unfreeze
 from transferlab.errors import UserError
+from transferlab.weights_files import tensor_headers
 
 
 def check(cfg: DictConfig) -> modes.Mode:
@@ -28,7 +27,7 @@ def check(cfg: DictConfig) -> modes.Mode:
         groups = model_facts.layer_groups(model)
         if groups is not None:
             check_unfreeze(model.unfreeze, groups)
-    if mode.weights == "required" and not (model.get("pretrained") or model.get("weights")):
+    if mode.weights == "required" and not modes.starts_from_weights(cfg):
         raise UserError(
             f"mode={mode.name} freezes backbone layers, but model={model.get('name')} has no "
             f"pretrained weights (model.pretrained=false, model.weights=null): features of a "

@@ -7,10 +7,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from transferlab import input_size
-from transferlab.checks import facts as model_facts
-from transferlab.checks import tensor_headers
+from transferlab import input_size, model_facts
 from transferlab.errors import UserError
+from transferlab.weights_files import tensor_headers
 
 
 def known_name(model: DictConfig) -> None:

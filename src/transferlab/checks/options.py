@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import modes
+from transferlab import defaults, heads, modes
 from transferlab.checks.augmentation import augmentation_active
 from transferlab.errors import UserError
 
@@ -29,10 +29,10 @@ def _scheduler(scheduler) -> None:
 
 
 def _tune(cfg: DictConfig) -> None:
-    head = (cfg.get("head") or {}).get("name", "linear")
-    if cfg.get("tune") and head != "linear":
+    head = heads.of(cfg.get("head"))
+    if cfg.get("tune") and not head.needs_optimizer:
         raise UserError(
-            f"tune={cfg.tune.get('name')} searches a learning rate, but head={head} is fitted "
+            f"tune={cfg.tune.get('name')} searches a learning rate, but head={head.name} is fitted "
             f"by scikit-learn without one. Use head=linear with it, or leave tune out."
         )
 
@@ -50,7 +50,6 @@ def _ema(decay) -> None:
 
 
 CACHE_MODES = ("auto", "memory", "disk", "off")
-HEADS = ("linear", "svm", "logreg")  # features/heads.py fits the last two
 
 
 def _plain(node) -> dict:
@@ -63,7 +62,7 @@ def _features_and_head(cfg: DictConfig) -> None:
     """Feature-cache and head= options that cannot work, alone or with the mode."""
     features, head = _plain(cfg.get("features") or {}), _plain(cfg.get("head") or {})
     mode = modes.of(cfg)
-    if features.get("cache", "auto") not in CACHE_MODES:
+    if defaults.get(features, "features.cache") not in CACHE_MODES:
         raise UserError(
             f"Unknown features.cache={features.get('cache')!r}. Choose one of "
             f"{', '.join(CACHE_MODES)}, e.g. features.cache=auto."
@@ -73,27 +72,26 @@ def _features_and_head(cfg: DictConfig) -> None:
             f"features.batch_size={features.get('batch_size')} must be at least 1, "
             "e.g. features.batch_size=256."
         )
-    name = head.get("name", "linear")
-    if name not in HEADS:
-        raise UserError(f"Unknown head {name!r}. Choose one of {', '.join(HEADS)}, e.g. head=svm.")
-    if name != "linear" and not mode.feature_cache:
+    row = heads.of(head)
+    name = row.name
+    if row.fitted_by_sklearn and not mode.feature_cache:
         raise UserError(
             f"head={name} is fitted once on frozen backbone features, but mode={mode.name} "
             f"trains backbone layers. Use mode=feature_extract head={name}, or head=linear."
         )
-    if name != "linear" and augmentation_active(_plain(cfg.get("augmentation") or {})):
+    if row.fitted_by_sklearn and augmentation_active(_plain(cfg.get("augmentation") or {})):
         raise UserError(
             f"head={name} is fitted once on fixed features, so train-time augmentation cannot "
             f"apply. Use augmentation=none with it, or head=linear to train on augmented images."
         )
-    if not features.get("save_backbone", True) and not mode.feature_cache:
+    if not defaults.get(features, "features.save_backbone") and not mode.feature_cache:
         raise UserError(
             f"features.save_backbone=false leaves the backbone out of checkpoints, but "
             f"mode={mode.name} trains it. Use it with mode=feature_extract only, or keep "
             "features.save_backbone=true."
         )
-    frozen_bn = cfg.model.get("frozen_bn", "eval")
-    if not features.get("save_backbone", True) and frozen_bn == "train":
+    frozen_bn = defaults.get(cfg.model, "model.frozen_bn")
+    if not defaults.get(features, "features.save_backbone") and frozen_bn == "train":
         raise UserError(
             "features.save_backbone=false stores only the head, but model.frozen_bn=train lets "
             "BatchNorm statistics change during training, so the backbone must be saved. Use "

@@ -1,6 +1,6 @@
 """Datasets (sources), transforms and augmentation, and the DataModule.
 
-Names load on first use (PEP 562), so the torch-free parts (`data.folders`) import without
+Names load on first use (PEP 562), so the torch-free parts (`image_files`) import without
 torch: the config checks use them before torch loads.
 """
 

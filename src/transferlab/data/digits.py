@@ -5,15 +5,15 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Subset
 
-from transferlab.data.sources import DIGITS, Splits, TensorImages, stratified_split
+from transferlab.data.sources import Splits, TensorImages, stratified_split
 from transferlab.data.subsets import cut
+from transferlab.datasets import DATASETS
 
 
 class Digits:
     """sklearn's 1797 real 8x8 greyscale digits: offline, seconds to train on."""
 
-    channels = 1
-    image_size = 8
+    channels, image_size = DATASETS["digits"].channels, DATASETS["digits"].native_size
 
     def __init__(
         self,
@@ -23,7 +23,7 @@ class Digits:
         shots: int | None = None,
         eval_limit: int | None = None,
     ) -> None:
-        self.classes = list(DIGITS)
+        self.classes = list(DATASETS["digits"].classes)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.limit, self.shots, self.eval_limit = limit, shots, eval_limit
 

@@ -1,7 +1,7 @@
 """Your own images, one subfolder per class (`data=image_folder`).
 
 Which files are images and which folders are classes is decided torch-free in
-`data.folders`, which the config checks share.
+`image_files`, which the config checks share.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
-from transferlab.data.folders import class_folders, class_tree, is_image, no_images
 from transferlab.data.sources import Splits, stratified_split
 from transferlab.data.subsets import cut
 from transferlab.errors import UserError
+from transferlab.image_files import class_folders, class_tree, is_image, no_images
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from transferlab.atomic import atomic_write
 from transferlab.data.sources import Splits, TensorImages
 from transferlab.data.subsets import cut
 from transferlab.data.torchvision_sets import TorchvisionSource
+from transferlab.datasets import DATASETS
 from transferlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,7 @@ class Mnist:
     `limit` and `shots` cut the splits as for every source (`data.subsets`).
     """
 
-    channels = 1
-    image_size = 28
+    channels, image_size = DATASETS["mnist"].channels, DATASETS["mnist"].native_size
     train_size, val_size, test_size = 50_000, 10_000, 10_000
 
     def __init__(
@@ -144,7 +144,7 @@ class Mnist:
         self.root, self.cache_dir = Path(root).expanduser(), Path(cache_dir).expanduser()
         self.download, self.limit, self.shots = download, limit, shots
         self.eval_limit = eval_limit
-        self.classes = [str(d) for d in range(10)]
+        self.classes = list(DATASETS["mnist"].classes)
         self._data: dict[str, torch.Tensor] | None = None
         self.copy = ""  # which copy was read, once loaded
 

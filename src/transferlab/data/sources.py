@@ -22,8 +22,6 @@ from torch.utils.data import Dataset
 from transferlab.errors import UserError
 
 Splits = tuple[Dataset, Dataset, Dataset]
-# Digits, MNIST and SVHN share these class names.
-DIGITS = tuple(str(d) for d in range(10))
 
 
 class ImageSource(Protocol):

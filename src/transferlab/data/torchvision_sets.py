@@ -22,39 +22,31 @@ import torchvision
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 
-from transferlab.data.sources import DIGITS, Splits, stratified_split
+from transferlab.data.sources import Splits, stratified_split
 from transferlab.data.subsets import cut, labels_of
+from transferlab.datasets import DATASETS
 from transferlab.errors import UserError
-from transferlab.input_size import NATIVE_SIZES
 
 
 @dataclass(frozen=True)
 class _Torchvision:
     cls: type
     subfolder: str  # where torchvision keeps the files, relative to our root
-    classes: tuple[str, ...]
-    channels: int
-    image_size: int | None
     splits: dict[str, dict[str, Any]] | None  # ours -> constructor keywords; None: ask the set
     nested: bool = False  # torchvision writes straight into root: give it a folder of its own
 
 
-_FASHION = tuple(datasets.FashionMNIST.classes)
-_CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer")
-_CIFAR10 += ("dog", "frog", "horse", "ship", "truck")
-_FLOWERS = tuple(datasets.Flowers102.classes)
 _TRAIN_TEST = {"train": {"train": True}, "test": {"train": False}}
 _NAMED = {s: {"split": s} for s in ("train", "val", "test")}
+# Native size, channels and class names are the datasets table's (transferlab.datasets).
 _TORCHVISION = {
-    "mnist": _Torchvision(datasets.MNIST, "MNIST", DIGITS, 1, 28, _TRAIN_TEST),
-    "fashion_mnist": _Torchvision(
-        datasets.FashionMNIST, "FashionMNIST", _FASHION, 1, 28, _TRAIN_TEST
-    ),
-    "cifar10": _Torchvision(datasets.CIFAR10, "cifar-10-batches-py", _CIFAR10, 3, 32, _TRAIN_TEST),
+    "mnist": _Torchvision(datasets.MNIST, "MNIST", _TRAIN_TEST),
+    "fashion_mnist": _Torchvision(datasets.FashionMNIST, "FashionMNIST", _TRAIN_TEST),
+    "cifar10": _Torchvision(datasets.CIFAR10, "cifar-10-batches-py", _TRAIN_TEST),
     "svhn": _Torchvision(
-        datasets.SVHN, "svhn", DIGITS, 3, 32, {s: _NAMED[s] for s in ("train", "test")}, True
+        datasets.SVHN, "svhn", {s: _NAMED[s] for s in ("train", "test")}, nested=True
     ),
-    "flowers102": _Torchvision(datasets.Flowers102, "flowers-102", _FLOWERS, 3, None, _NAMED),
+    "flowers102": _Torchvision(datasets.Flowers102, "flowers-102", _NAMED),
 }
 
 
@@ -107,14 +99,17 @@ class TorchvisionSource:
     ) -> None:
         self.name, self.root = name, Path(root).expanduser()
         self.spec = _TORCHVISION.get(name) or _any_set(name)
+        self.row = DATASETS.get(name)  # None: a set the table does not know, read to learn
         self.download, self.val_fraction, self.test_fraction = download, val_fraction, test_fraction
         self.limit, self.shots, self.eval_limit = limit, shots, eval_limit
         self._loaded: dict[str, Dataset] = {}
 
     @property
     def classes(self) -> list[str]:
-        if self.spec.classes:
-            return list(self.spec.classes)
+        if self.row and self.row.classes:
+            return list(self.row.classes)
+        if isinstance(name_list := getattr(self.spec.cls, "classes", None), (list, tuple)):
+            return list(name_list)
         train = self._load("train")
         if names := getattr(train, "classes", None):
             return [str(n) for n in names]
@@ -122,14 +117,14 @@ class TorchvisionSource:
 
     @property
     def channels(self) -> int:
-        if self.spec.channels:
-            return self.spec.channels
+        if self.row and self.row.channels:
+            return self.row.channels
         image = self._load("train")[0][0]
         return 1 if getattr(image, "mode", "RGB") in ("L", "1", "I", "I;16", "F") else 3
 
     @property
     def image_size(self) -> int | None:
-        return self.spec.image_size
+        return self.row.native_size if self.row else None
 
     @property
     def folder(self) -> Path:
@@ -229,4 +224,4 @@ def _any_set(name: str) -> _Torchvision:
             "spelled there, e.g. CIFAR100, STL10, EuroSAT, DTD, Food101, OxfordIIITPet "
             "(or data=image_folder for your own images)."
         )
-    return _Torchvision(cls, "", (), 0, NATIVE_SIZES.get(name), None)
+    return _Torchvision(cls, "", None)

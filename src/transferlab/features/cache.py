@@ -23,11 +23,11 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from transferlab.atomic import atomic_write, atomic_write_text
-from transferlab.data.folders import is_image
 from transferlab.data.image_folder import ImageFiles
 from transferlab.data.sources import TensorImages
 from transferlab.data.subsets import labels_of
 from transferlab.data.torchvision_sets import torchvision_files
+from transferlab.image_files import is_image
 
 log = logging.getLogger("transferlab")
 

@@ -8,6 +8,7 @@ their features.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 import warnings
@@ -16,31 +17,26 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
 from torch import nn
 
+from transferlab import heads
 from transferlab.errors import UserError
 
 log = logging.getLogger("transferlab")
 
 
-def is_classical(head: Mapping | None) -> bool:
-    """True for heads fitted by scikit-learn rather than trained by gradient descent."""
-    return (head or {}).get("name", "linear") != "linear"
-
-
-def estimator(head: Mapping, seed: int, balanced: bool = False) -> LinearSVC | LogisticRegression:
-    """The scikit-learn classifier that `head=svm` or `head=logreg` configures; `balanced`
-    (data.balance=weights|sampler) weighs classes as sklearn's class_weight="balanced"."""
+def estimator(head: Mapping, seed: int, balanced: bool = False):
+    """The scikit-learn classifier a head fitted by scikit-learn (heads.HEADS) configures;
+    `balanced` (data.balance=weights|sampler) weighs classes as class_weight="balanced"."""
     C, max_iter = float(head.get("C", 1.0)), int(head.get("max_iter", 1000))
     if C <= 0:
         raise UserError(f"head.C={C} must be positive (inverse regularisation), e.g. head.C=1.0.")
+    module, name = heads.get(head["name"]).estimator.split(":")
     weights = "balanced" if balanced else None
-    if head["name"] == "svm":
-        return LinearSVC(C=C, max_iter=max_iter, random_state=seed, class_weight=weights)
-    return LogisticRegression(C=C, max_iter=max_iter, random_state=seed, class_weight=weights)
+    return getattr(importlib.import_module(module), name)(
+        C=C, max_iter=max_iter, random_state=seed, class_weight=weights
+    )
 
 
 def linear_layer(head: nn.Module) -> nn.Linear:

@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from transferlab.checks.tensor_headers import BACKBONE_PREFIX as PREFIX
 from transferlab.errors import UserError
 from transferlab.features.cache import state_digest
+from transferlab.weights_files.tensor_headers import BACKBONE_PREFIX as PREFIX
 
 log = logging.getLogger("transferlab")
 
@@ -59,8 +59,7 @@ def complete_checkpoints(module, folder: Path) -> None:
     """
     import torch
 
-    from transferlab.atomic import atomic_write
-    from transferlab.runs.checkpoints import link
+    from transferlab.atomic import atomic_write, link
 
     completed: dict[tuple[int, int], Path] = {}  # a file's identity before -> its new version
     for path in sorted(Path(folder).glob("*.ckpt")):
@@ -76,6 +75,7 @@ def complete_checkpoints(module, folder: Path) -> None:
 
 
 def _rebuild_backbone(hp, digest: str | None):
+    from transferlab.features.extract import read_layers
     from transferlab.models import build_model
 
     model = dict(hp["model"])
@@ -90,9 +90,10 @@ def _rebuild_backbone(hp, digest: str | None):
             num_classes=hp["num_classes"],
             in_chans=hp["in_chans"],
             image_size=hp["image_size"],
-            load_weights=True,
-            features=hp.get("features"),
+            fetch_weights=True,
         )
+        if hp.get("features"):
+            read_layers(net, hp["features"], head=model.get("head"))
     except UserError as err:
         raise UserError(
             f"This checkpoint holds no backbone (features.save_backbone=false), and its "

@@ -22,14 +22,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from transferlab import modes
+from transferlab import defaults, heads, modes
 from transferlab.checks.augmentation import augmentation_active
 from transferlab.data.balance import draw_weights
 from transferlab.data.datamodule import EpochShuffle, ImageDataModule, Shard, rank_and_world
 from transferlab.errors import UserError
 from transferlab.features import cache as cache_io
 from transferlab.features.extract import compute_features
-from transferlab.features.heads import fit_head, is_classical
+from transferlab.features.heads import fit_head
 
 log = logging.getLogger("transferlab")
 
@@ -54,11 +54,11 @@ def _plain(cfg) -> dict:
 def why_not_cached(cfg: DictConfig) -> str | None:
     """Why the head cannot train on features computed once (None: it can)."""
     features = cfg.get("features") or {}
-    if features.get("cache", "auto") == "off":
+    if defaults.get(features, "features.cache") == "off":
         return "features.cache=off"
     if augmentation_active(_plain(cfg.get("augmentation") or {})):
         return "train-time augmentation is on, so each epoch's images differ (augmentation=none)"
-    if cfg.model.get("frozen_bn", "eval") == "train":
+    if defaults.get(cfg.model, "model.frozen_bn") == "train":
         return "model.frozen_bn=train lets BatchNorm statistics follow each batch"
     if cfg.trainer.get("fast_dev_run"):
         return "trainer.fast_dev_run runs a single batch"
@@ -79,7 +79,16 @@ def trains_on_features(cfg: DictConfig) -> bool:
 
 def fits_head(cfg: DictConfig) -> bool:
     """head=svm|logreg: fitted by scikit-learn on the train features, not trained."""
-    return modes.of(cfg).feature_cache and is_classical(cfg.get("head"))
+    return modes.of(cfg).feature_cache and heads.of(cfg.get("head")).fitted_by_sklearn
+
+
+def record_backbone_digest(module) -> str:
+    """The frozen backbone's weights digest as they are now (a pure function of its
+    tensors), recorded in the module's hparams: the feature cache keys on it, and a head
+    saved without its backbone checks the one it is put back on."""
+    digest = cache_io.state_digest(module.net.backbone)
+    module.hparams["features"]["weights_digest"] = digest
+    return digest
 
 
 def cached_datamodule(
@@ -89,7 +98,7 @@ def cached_datamodule(
     `images`. For head=svm|logreg it fits that head on the train features first."""
     if not modes.of(cfg).feature_cache:
         return images
-    module.backbone_digest()  # of the weights as they are now: the cache key reads it
+    record_backbone_digest(module)  # of the weights as they are now: the cache key reads it
     if not module.feature_input:
         return images
     features = module.hparams["features"]

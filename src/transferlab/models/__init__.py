@@ -18,27 +18,21 @@ def build_model(
     num_classes: int,
     in_chans: int,
     image_size: int | None,
-    load_weights: bool,
-    features: dict | None = None,
+    fetch_weights: bool,
 ) -> Classifier:
     """Instantiate the model group's `_target_` and load its weights.
 
-    `load_weights=False` builds the bare architecture (a checkpoint will fill it), so
-    restoring a run never downloads anything. `features` (layers, pool, l2norm) makes the
-    backbone yield those features instead of its final pooled output.
+    `fetch_weights=False` builds the bare architecture (a checkpoint will fill it), so
+    restoring a run never downloads anything.
     """
     args = {k: v for k, v in cfg.items() if k not in POLICY_KEYS}
-    weights = args.get("weights") if load_weights else None
-    if not load_weights:
+    weights = args.get("weights") if fetch_weights else None
+    if not fetch_weights:
         args.update(pretrained=False, weights=None)
     if weights:
         net = _from_file(args, weights, num_classes, in_chans, image_size)
     else:
         net = _instantiate(args, num_classes, in_chans, image_size)
-    if features:
-        from transferlab.features.extract import read_layers
-
-        read_layers(net, features, head=args.get("head"))
     return net
 
 
@@ -50,9 +44,9 @@ def _from_file(
     The file is opened once: the config checks read its header, the load reads the rest
     from the same handle, and it is closed (and any load kept for it dropped) here.
     """
-    from transferlab.checks.tensor_headers import WeightsFile
     from transferlab.models import loading
     from transferlab.models import weights as weights_io
+    from transferlab.weights_files.tensor_headers import WeightsFile
 
     file = WeightsFile.of(weights)
     try:

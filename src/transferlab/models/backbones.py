@@ -14,11 +14,10 @@ from collections.abc import Mapping
 import torchvision
 from torch import nn
 
-from transferlab import compat, published
-from transferlab.checks import facts as model_facts
-from transferlab.checks.facts import TORCHVISION_NAMES
+from transferlab import compat, model_facts
 from transferlab.checks.model import unknown_timm_model, unknown_torchvision_model
 from transferlab.errors import UserError
+from transferlab.model_facts import TORCHVISION_NAMES
 from transferlab.models import packaged_lite
 from transferlab.models.classifier import Classifier, build_head
 from transferlab.models.groups import timm_groups, torchvision_groups
@@ -30,6 +29,7 @@ from transferlab.models.weights import (
     timm_pretrained_overlay,
     torchvision_pretrained_state_dict,
 )
+from transferlab.weights_files import published
 
 log = logging.getLogger("transferlab")
 

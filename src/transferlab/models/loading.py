@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from transferlab.checks.tensor_headers import NET_PREFIX
 from transferlab.errors import UserError
 from transferlab.models.weights import read_state_dict
+from transferlab.weights_files.tensor_headers import NET_PREFIX
 
 log = logging.getLogger("transferlab")
 

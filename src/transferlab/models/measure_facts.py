@@ -1,6 +1,6 @@
 """Measure model facts on built networks: checked after a build, cached, or shipped.
 
-`transferlab.checks.facts` reads facts without torch; this module makes them. After a
+`transferlab.model_facts` reads facts without torch; this module makes them. After a
 library model is built under other library versions than the shipped facts were built
 with, `check_built` compares the facts the early checks used with the network and
 caches what it measured, so the next run under these versions checks before torch loads.
@@ -17,9 +17,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from transferlab import compat
+from transferlab import compat, model_facts
 from transferlab.atomic import atomic_write_text
-from transferlab.checks import facts as model_facts
 from transferlab.models.classifier import Classifier
 
 log = logging.getLogger("transferlab")

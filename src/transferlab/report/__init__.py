@@ -1,3 +1,3 @@
-"""Reads run folders and shows what is in them: summary.json, compare tables, seed
-statistics, plots, pictures (eval visualize=true) and the results page. What makes a run
-(loggers, progress bar, resume, sweeps, checkpoints) lives in runs/."""
+"""Reads run folders and shows what is in them: compare tables and seed statistics. What
+writes a run folder (summary.json, plots, pictures, loggers, checkpoints) lives in runs/;
+the maintainers' results page is results/, outside the package."""

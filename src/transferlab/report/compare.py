@@ -149,7 +149,7 @@ def print_table(
 
 
 def save_plots(runs: list[Run], keys: list[str], folder: Path) -> None:
-    from transferlab.report.plots import save_bars, save_lines
+    from transferlab.runs.plots import save_bars, save_lines
 
     def label(run: Run) -> str:
         return " ".join([run.name, *(f"{k}={run.setting(k)}" for k in keys)])

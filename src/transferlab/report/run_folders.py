@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab.report.summary import read_summary
+from transferlab.runs.summary import read_summary
 from transferlab.runs.sweeps import RESUME_KEY, override_key
 
 

@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from transferlab.masking import mask_secrets
-from transferlab.report.summary import read_summary
+from transferlab.runs.summary import read_summary
 
 log = logging.getLogger("transferlab")
 

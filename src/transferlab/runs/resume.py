@@ -17,32 +17,45 @@ from transferlab.errors import UserError
 from transferlab.masking import is_masked_override
 
 
+def replayed(argv: list[str], kind: str, needs: tuple[str, ...], example: str):
+    """The folder that `resume=<folder>` names and the overrides that made it, merged with
+    those given beside resume= (which win); (None, argv) without resume=.
+
+    train.py and study.py both resume through here: overrides saved masked (secrets) are
+    dropped, never replayed as `***`; the command line or the environment gives them again.
+    """
+    given = [a for a in argv if a.startswith("resume=")]
+    if not given:
+        return None, argv
+    folder = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
+    if not all((folder / need).is_file() for need in (".hydra/overrides.yaml", *needs)):
+        raise UserError(
+            f"resume={given[-1].split('=', 1)[1]} is not a {kind} folder that can be resumed: "
+            f"it needs {' and '.join(('.hydra/overrides.yaml', *needs))} (looked in {folder}). "
+            f"Give a folder such as {example}."
+        )
+    saved = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+    merged: dict[str, str] = {}
+    for item in [*saved, *(a for a in argv if a not in given)]:
+        merged[item.split("=", 1)[0]] = item
+    if masked := [k for k, item in merged.items() if is_masked_override(item)]:
+        print(f"Not replayed (saved masked): {', '.join(masked)}; pass them again if needed.")
+        merged = {k: v for k, v in merged.items() if k not in masked}
+    return folder, list(merged.values())
+
+
 def resume_argv(argv: list[str]) -> list[str]:
     """Rewrite `resume=<run>` into that run's overrides + its folder + its last.ckpt.
 
     Overrides given beside resume= win over the run's own (e.g. epochs=20 to go further).
     """
-    given = [a for a in argv if a.startswith("resume=")]
-    if not given:
+    example = "resume=logs/train/runs/<run>, one that finished at least one epoch"
+    run, overrides = replayed(argv, "run", ("checkpoints/last.ckpt",), example)
+    if run is None:
         return argv
-    run = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
-    overrides, last = run / ".hydra" / "overrides.yaml", run / "checkpoints" / "last.ckpt"
-    if not overrides.is_file() or not last.is_file():
-        raise UserError(
-            f"resume={given[-1].split('=', 1)[1]} is not a run folder that can be resumed: it "
-            f"needs .hydra/overrides.yaml and checkpoints/last.ckpt (looked in {run}). Give a "
-            f"folder such as resume=logs/train/runs/<run>, one that finished at least one epoch."
-        )
-    merged: dict[str, str] = {}
-    for item in [*yaml.safe_load(overrides.read_text()), *(a for a in argv if a not in given)]:
-        merged[item.split("=", 1)[0]] = item
-    if masked := [k for k, item in merged.items() if is_masked_override(item)]:
-        # Secrets were never saved: the run gets them again from the command line or env.
-        print(f"Not replayed (saved masked): {', '.join(masked)}; pass them again if needed.")
-        merged = {k: v for k, v in merged.items() if k not in masked}
     return [
-        *merged.values(),
-        f"ckpt_path={last}",
+        *overrides,
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
         f'hydra.run.dir="{run}"',
         "hydra.output_subdir=null",  # keep the run's original .hydra/ as it was
     ]

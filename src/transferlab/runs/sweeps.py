@@ -4,7 +4,7 @@
 process, so it works the same with the basic, joblib and submitit launchers and with the
 Optuna sweeper. A failed job returns instead of raising (cli.py), so the sweeper runs every
 job and this callback counts them from their summary.json files at the end
-(report/summary.py reads them).
+(runs/summary.py reads them).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from transferlab.masking import mask_secrets
-from transferlab.report.summary import print_sweep_outcome, summary_or_none
+from transferlab.runs.summary import print_sweep_outcome, summary_or_none
 
 log = logging.getLogger("transferlab")
 

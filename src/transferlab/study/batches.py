@@ -9,10 +9,10 @@ on a rerun (`+resume=<folder>`, runs/sweeps.py).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from transferlab.runs.summary import RunSummary
 from transferlab.study.plan import Cell
 
 TRAIN_PY = Path(__file__).resolve().parents[3] / "train.py"
@@ -68,14 +68,11 @@ class Batch:
 
 
 def completed(folder: Path) -> bool:
-    return (summary_of(folder) or {}).get("status") == "completed"
+    summary = RunSummary.read_or_none(folder)
+    return summary is not None and summary.completed
 
 
-def summary_of(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
+summary_of = RunSummary.read_or_none
 
 
 def command(cell: Cell, overrides: list[str], seeds: list[int], lr: str | None) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global state
 
-from transferlab.report.plots import _save  # the same dpi and margins as the run plots
+from transferlab.runs.plots import _save  # the same dpi and margins as the run plots
 
 # A recipe's test accuracy as plotted: label, mean, interval low and high (NaN: one seed).
 Point = tuple[str, float, float, float]

@@ -23,7 +23,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import input_size, modes
+from transferlab import heads, input_size, modes
 from transferlab.atomic import atomic_write_text as write_text
 from transferlab.checks.commands import validate_train
 from transferlab.errors import UserError
@@ -42,7 +42,6 @@ LABELS = {
     "finetune": "fine-tune",
     "gradual": "gradual unfreezing",
 }
-CLASSICAL_HEADS = ("svm", "logreg")
 # Over the budget by more than 15% is a bug: runs still going then are stopped, leaving
 # this much for the report.
 HARD_STOP, REPORT_S = 1.12, 15.0
@@ -111,10 +110,9 @@ def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
             f"Arms are the files in conf/arm: {', '.join(options)}; add a file there for "
             "another recipe."
         ) from None
-    row = modes.of(cfg)
-    if row.weights == "ignored":
+    if modes.of(cfg).ignores_weights:
         kind, cfg = RANDOM_INIT, compose("train", overrides=[*overrides, f"arm={name}"])
-    elif str((cfg.get("head") or {}).get("name")) in CLASSICAL_HEADS:
+    elif heads.of(cfg.get("head")).fitted_by_sklearn:
         kind = "classical"
     else:
         kind = "trained"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from transferlab.report.plots import save_confusion
+from transferlab.runs.plots import save_confusion
 from transferlab.study import verdict as v
 from transferlab.study.plots import save_data_efficiency, save_recipes
 from transferlab.study.verdict import CellResult

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global state
 
-from transferlab.report.plots import _save  # the same dpi and margins as the run plots
+from transferlab.runs.plots import _save  # the same dpi and margins as the run plots
 
 
 def displayable(image: torch.Tensor) -> np.ndarray:

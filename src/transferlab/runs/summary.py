@@ -1,5 +1,5 @@
-"""summary.json: the one file that says how a run ended, read by compare.py and at a
-sweep's end (`print_sweep_outcome`, called by runs/sweeps.SweepReport)."""
+"""summary.json (`RunSummary`): written by every run, read by compare.py, the study and at
+a sweep's end (`print_sweep_outcome`, called by runs/sweeps.SweepReport)."""
 
 from __future__ import annotations
 
@@ -21,26 +21,52 @@ def _clean(value: Any) -> Any:
     return value
 
 
+class RunSummary(dict):
+    """summary.json, the one file that says how a run ended: `status` (completed | failed),
+    `error`, `metrics` and the run's other fields. A dict, so readers index it as JSON."""
+
+    FILE = "summary.json"
+
+    @property
+    def status(self) -> str | None:
+        return self.get("status")
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def metrics(self) -> dict:
+        return self.get("metrics") or {}
+
+    def write(self, output_dir: Path) -> Path:
+        """Write it atomically; NaN and inf metrics become null (strict JSON readers)."""
+        fields = {**self, "error": self.get("error")}
+        fields["metrics"] = {k: _clean(v) for k, v in sorted(self.metrics.items())}
+        path = Path(output_dir) / self.FILE
+        atomic_write_text(path, json.dumps(fields, indent=2, default=str) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunSummary:
+        return cls(json.loads((Path(run_dir) / cls.FILE).read_text()))
+
+    @classmethod
+    def read_or_none(cls, run_dir: Path) -> RunSummary | None:
+        """The run's summary, or None where a killed run left none (or half of one)."""
+        try:
+            return cls.read(run_dir)
+        except (OSError, ValueError):
+            return None
+
+
 def write_summary(output_dir: Path, **fields: Any) -> Path:
     """Write summary.json with `status` (completed | failed), `error` and the given fields."""
-    fields.setdefault("error", None)
-    metrics = fields.get("metrics") or {}
-    fields["metrics"] = {k: _clean(v) for k, v in sorted(metrics.items())}
-    path = Path(output_dir) / "summary.json"
-    atomic_write_text(path, json.dumps(fields, indent=2, default=str) + "\n")
-    return path
+    return RunSummary(fields).write(output_dir)
 
 
-def read_summary(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "summary.json").read_text())
-
-
-def summary_or_none(run_dir: Path) -> dict | None:
-    """The run's summary, or None where a killed run left none (or half of one)."""
-    try:
-        return read_summary(run_dir)
-    except (OSError, ValueError):
-        return None
+read_summary = RunSummary.read
+summary_or_none = RunSummary.read_or_none
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
@@ -58,7 +84,7 @@ def print_sweep_outcome(sweep_dir: Path, metric: str | None) -> int:
     """Print "N completed, M failed", each failure, the best job and the overhead; M."""
     jobs = job_folders(sweep_dir)
     summaries = {job: summary_or_none(job) for job in jobs}
-    done = [j for j, s in summaries.items() if s and s.get("status") == "completed"]
+    done = [j for j, s in summaries.items() if s and s.completed]
     failed = [j for j in jobs if j not in done]
     print(f"\nSweep {sweep_dir}: {len(done)} completed, {len(failed)} failed")
     for job in failed:

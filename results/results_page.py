@@ -32,7 +32,7 @@ _WALL = re.compile(r"— (\d+) s wall")
 DATA_FILE = Path(__file__).with_name("results.yaml")
 
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def script(name: str, args: list[str], log_dir: Path) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from transferlab.report.results_page import page_data
+from results.results_page import page_data
 
 COLUMN = "seed's figure"
 NONE = "—"

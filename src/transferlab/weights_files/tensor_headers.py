@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, TypeVar
 
-from transferlab import published
 from transferlab.errors import UserError
+from transferlab.weights_files import published
 
 # How ClassifierModule's state_dict names its `self.net` (and the backbone in it): defined
 # here, torch-free, because the checks recognise a run's checkpoint by it before torch loads.

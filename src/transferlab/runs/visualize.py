@@ -26,7 +26,7 @@ from torch import nn
 
 from transferlab.errors import UserError
 from transferlab.models.classifier import Classifier
-from transferlab.report import pictures
+from transferlab.runs import pictures
 
 log = logging.getLogger("transferlab")
 

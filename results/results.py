@@ -12,7 +12,7 @@ exact command, its wall time, a table of the targets, and the date, versions and
                       existing page of the same kind, the other sections are kept
     RESULTS_OUT=dir   where the page and its plots go (default: docs/)
 
-`python -m transferlab.report.results refill` runs nothing: it rewrites the existing page's
+`python -m results.results refill` runs nothing: it rewrites the existing page's
 seed's-figure column and its explanatory note from results.yaml, every measurement as it was.
 """
 
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from transferlab.report import efficiency_check, results_page, seed_figures, zoo_check
+from results import efficiency_check, results_page, seed_figures, zoo_check
 from transferlab.report.run_folders import find_runs, load_run, varying_keys
 from transferlab.report.seeds import formatted_groups, seed_groups
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 QUICK = list(results_page.page_data()["quick"])
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import kendalltau
 
+from results.results_page import script
 from transferlab.report.compare import markdown_table
-from transferlab.report.results_page import script
 from transferlab.report.run_folders import find_runs, load_run
 from transferlab.report.seeds import interval
 

@@ -13,7 +13,7 @@ Which names exist is read from the installed library itself (timm's `@register_m
 functions, found in its source without importing it), so a release that adds or drops a
 model is never judged by an old list. Under other library versions than the facts were
 built with, each model's facts are checked against the network once it is built
-(`models/facts.py`) and, where they differ or are missing, measured and cached per
+(`models/measure_facts.py`) and, where they differ or are missing, measured and cached per
 version in the user's cache folder: the next run checks before torch loads again.
 """
 
@@ -30,7 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 FACTS_FILE = (
-    Path(__file__).parents[1] / "models" / "model_facts.json"
+    Path(__file__).parent / "models" / "model_facts.json"
 )  # written by models/measure_facts.py
 TIMM_TARGET = "transferlab.models.backbones.timm_classifier"
 TORCHVISION_TARGET = "transferlab.models.backbones.torchvision_classifier"

@@ -2,7 +2,7 @@
 
 Training scripts of the PyTorch ImageNet example's era (CSAIL's Places365 models among
 them) save `{"epoch", "arch", "state_dict", "best_prec1"}`, with DataParallel's `module`
-in the name of every tensor it wrapped. The header check (`checks.tensor_headers`) and the
+in the name of every tensor it wrapped. The header check (`weights_files.tensor_headers`) and the
 loader (`models.weights`) unwrap such files here alike, so both judge the same names. Caffe
 and Keras files, which no torch loader reads, are named here with how to convert them.
 """

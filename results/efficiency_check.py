@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from transferlab.report import results_page
+from results import results_page
 
 NAME = "data_efficiency"  # its name in results.yaml's experiments and in RESULTS_ONLY
 
