@@ -36,9 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def script(name: str, args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
-    """`python <name> args` from the repository, its logs and caches under `log_dir`."""
+    """`python -m transferlab <name without .py> args`, its logs and caches under `log_dir`."""
     env = {**os.environ, "PROJECT_ROOT": str(log_dir.parent)}
-    cmd = [sys.executable, str(ROOT / name), *args, "extras.print_config=false"]
+    command = name.removesuffix(".py")
+    cmd = [sys.executable, "-m", "transferlab", command, *args, "extras.print_config=false"]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
 
 
@@ -122,7 +123,7 @@ def made_now() -> str:
     here = Path(__file__).resolve().parent
     git = ["git", "rev-parse", "--short", "HEAD"]
     commit = subprocess.run(git, capture_output=True, text=True, cwd=here).stdout.strip()
-    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit or 'n/a'}"
+    return f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit or 'n/a'}"
 
 
 def environment() -> list[str]:

@@ -23,7 +23,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tests.torchvision_files import FixtureFiles, write_datasets, write_hub_weights
+from tests.torchvision_files import (
+    FixtureFiles,
+    write_datasets,
+    write_hub_weights,
+    write_image_folder,
+)
 from transferlab.cli import CONF_DIR  # registers the run-folder resolvers
 from transferlab.data.transforms import Preprocess
 
@@ -264,3 +269,30 @@ def alexnet_weights(dataset_files) -> Path:
 def vgg16_weights(dataset_files) -> Path:
     """Random-init VGG16 weights (553 MB) where torchvision's ImageNet ones would be."""
     return write_hub_weights(dataset_files.torch_home, "vgg16")
+
+
+# A timm network small enough to train in seconds, which export's safetensors can rebuild.
+FOLDER_MODEL = ("model=timm", "model.name=resnet10t", "model.pretrained=false", "mode=scratch")
+
+
+@pytest.fixture(scope="session")
+def folder_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(run folder, image folder) of one finished 1-epoch resnet10t run on a cat/dog/owl
+    image folder with train/ and test/, at 32 px: for predict, export and eval's checks."""
+    cwd = tmp_path_factory.mktemp("folder_run")
+    images = cwd / "images"
+    write_image_folder(images / "train", per_class=8)
+    write_image_folder(images / "test", per_class=3)
+    proc = run_cli(
+        "train.py",
+        *FOLDER_MODEL,
+        "data=image_folder",
+        f"data.source.root={images}",
+        "data.image_size=32",
+        "epochs=1",
+        QUIET,
+        cwd=cwd,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(cwd / "logs")
+    return run, images

@@ -304,6 +304,8 @@ def test_augmentation_falls_back_to_a_frozen_forward_and_says_why(
         (["head=logreg", "mode=feature_extract", "augmentation=basic"], "augmentation=none"),
         (["mode=feature_extract", "features.cache=sometimes"], "features.cache=auto"),
         (["mode=finetune", "features.save_backbone=false"], "mode=finetune trains it"),
+        (["mode=partial", "features.dtype=bfloat16"], "Choose float32 (exact) or float16"),
+        (["mode=partial", "features.memory_share=2"], "between 0 and 1"),
     ],
 )
 def test_impossible_feature_options_are_refused(overrides, fragment, cfg_factory):

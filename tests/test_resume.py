@@ -34,6 +34,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [int(e) for e in logged(killed, "epoch", when="val/acc")] == [0, 1, 2, 3, 4]
     assert summary(killed)["status"] == "completed"
+    # the convergence record lives in the checkpoint: the resumed run judged all 5 epochs
+    assert summary(killed)["validations"] == summary(reference)["validations"] == 5
+    assert summary(killed)["converged"] == summary(reference)["converged"]
 
 
 def test_resume_of_a_folder_without_a_checkpoint_is_a_clear_error(tmp_path):

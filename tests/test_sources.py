@@ -88,7 +88,7 @@ def test_split_folders_are_used_and_a_missing_test_folder_is_carved_from_train(t
     assert source.classes == ["cat", "dog", "owl"]
     train, val, test = source.splits(seed=0)
     assert (len(train), len(val), len(test)) == (12, 6, 6)
-    assert all(f.parent.parent.name == "val" for f in val.files)
+    assert all(Path(f).parent.parent.name == "val" for f in val.files)
     assert train[0][0].mode == "L"
     write_image_folder(tmp_path / "test", per_class=1)
     assert [len(s) for s in source.splits(seed=0)] == [18, 6, 3]
@@ -173,7 +173,8 @@ def test_every_data_config_builds_its_source(path, tmp_path):
     write_image_folder(tmp_path / "images")
     raw = OmegaConf.load(path)
     data = raw.data if "data" in raw else raw  # mnist.yaml is global: it sets batch_size too
-    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "data": data})
+    paths = {"data_dir": str(tmp_path), "log_dir": str(tmp_path / "logs")}
+    cfg = OmegaConf.create({"paths": paths, "data": data})
     if OmegaConf.is_missing(cfg.data.source, "root"):
         cfg.data.source.root = str(tmp_path / "images")
     if OmegaConf.is_missing(cfg.data.source, "file"):  # data=csv

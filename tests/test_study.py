@@ -15,10 +15,12 @@ import pytest
 from tests.conftest import MNIST_CACHE, ROOT
 from tests.torchvision_files import write_mnist_folder
 from transferlab.errors import UserError
+from transferlab.study import budget
 from transferlab.study import plan as planning
 from transferlab.study.batches import Batch
 from transferlab.study.plan import RANDOM_INIT, Arm, Cost, Counts, Settings
 from transferlab.study.resume import study_argv
+from transferlab.study.state import StudyPlan
 
 ARMS = [
     Arm("scratch", "s", RANDOM_INIT),
@@ -42,12 +44,14 @@ CANDIDATES = {
     "seeds": 3,
     "max_seeds": 5,
     "budget_minutes": 10,
+    "arms": ["scratch", "finetune", "svm"],
+    "optimizers": ["adam", "sgd"],
 }
 
 
 def _seconds(sizes=(None,)):
     def seconds(s: Settings) -> float:
-        cells = planning.cells(ARMS, ["adam", "sgd"], s.sizes)
+        cells = planning.planned(ARMS, ["adam", "sgd"], s)
         return planning.estimate(cells, COSTS, s, COUNTS, process_s=5, processes=6, grid=3)
 
     return seconds
@@ -62,20 +66,20 @@ def test_cells_give_classical_heads_no_optimizer_and_name_each_cell_once():
     ]  # fmt: skip
 
 
-def test_the_plan_cuts_epochs_then_image_size_then_the_training_set_until_it_fits():
+def test_the_plan_cuts_epochs_then_the_training_set_then_image_size_until_it_fits():
     seconds = _seconds()
-    roomy = planning.fit(CANDIDATES, 10_000, seconds, COUNTS, (None,))
+    roomy = budget.fit(CANDIDATES, 10_000, seconds, COUNTS, (None,))
     assert (roomy.epochs, roomy.image_size, roomy.train_cut) == (10, 64, None)
     assert roomy.seeds == 5 and roomy.cuts == ("seeds 3 -> 5 (room in the budget)",)
     base = Settings(10, 64, None, 3)
-    ladder = [base, *planning._steps(base, [10, 5, 3, 2, 1], [64, 48, 32], [None, 1000, 300])]
+    ladder = [base, *budget._steps(base, [10, 5, 3, 2, 1], [64, 48, 32], [None, 1000, 300])]
     assert [(s.epochs, s.image_size, s.train_cut) for s in ladder] == [
-        (10, 64, None), (5, 64, None), (3, 64, None), (3, 48, None), (3, 32, None),
-        (3, 32, 1000), (3, 32, 300), (2, 32, 300), (1, 32, 300),
+        (10, 64, None), (5, 64, None), (3, 64, None), (3, 64, 1000), (3, 64, 300),
+        (3, 48, 300), (3, 32, 300), (2, 32, 300), (1, 32, 300),
     ]  # fmt: skip
-    for budget in (400, 250, 150):
-        tight = planning.fit(CANDIDATES, budget, seconds, COUNTS, (None,))
-        target = planning.FILL * budget
+    for minutes in (400, 250, 150):
+        tight = budget.fit(CANDIDATES, minutes, seconds, COUNTS, (None,))
+        target = budget.FILL * minutes
         assert seconds(tight) <= target and tight.cuts[0] == f"epochs 10 -> {tight.epochs}"
         # Nothing cut could be given back: one more epoch, pixel or image would not fit.
         larger = {"epochs": [5, 10], "image_size": [48, 64], "train_cut": [1000, None]}
@@ -86,20 +90,59 @@ def test_the_plan_cuts_epochs_then_image_size_then_the_training_set_until_it_fit
                 assert seconds(replace(tight, seeds=3, **{key: value})) > target, (key, tight)
 
 
-def test_room_a_late_cut_frees_buys_back_the_seeds_an_early_cut_took():
-    sizes = (100, 300, 1000, 50_000)
+def test_small_sizes_get_at_least_min_steps_and_about_ten_validations():
     counts = Counts(train=50_000, val=10_000, test=10_000, batch_size=64)
+    s = Settings(3, 32, None, 3, (100, 1000, 50_000), min_steps=300)
+    plans = {
+        c.size: planning.schedule(c, s, counts)
+        for c in planning.cells(ARMS[1:2], ["adam"], s.sizes)
+    }
+    assert plans[100] == planning.Schedule(epochs=150, val_every=15, steps=300)  # 2 batches
+    assert plans[1000].steps >= 300 and plans[1000].epochs == 19  # 16 batches an epoch
+    assert plans[50_000] == planning.Schedule(epochs=3, val_every=1, steps=3 * 782)
+    from omegaconf import OmegaConf
 
-    def seconds(s: Settings) -> float:
-        cells = planning.cells(ARMS, ["adam"], s.sizes)
-        return planning.estimate(cells, COSTS, s, counts, process_s=5, processes=6)
+    from transferlab.study.grid import common
 
-    # 800 s: 1 epoch at every size with 1 seed at the three largest does not fit (811 s);
-    # dropping 50,000 leaves room for all 3 seeds at 300 and 1,000 again (766 s).
-    s = planning.fit(CANDIDATES, 800 / planning.FILL, seconds, counts, sizes)
-    assert s.sizes == sizes[:3] and s.epochs == 1
-    assert s.few_seed_sizes == () and s.seeds == 3 and seconds(s) <= 800
-    assert "sizes dropped: 50,000" in s.cuts and not any("1 seed" in c for c in s.cuts)
+    spec = OmegaConf.create({"lr": "grid"})
+    assert common(s, spec, planning.Cell(ARMS[1], "adam", 100), counts)[:2] == [
+        "epochs=150",
+        "trainer.check_val_every_n_epoch=15",
+    ]  # what the run's train.py is told
+    svm = planning.schedule(planning.Cell(ARMS[2], None, 100), s, counts)
+    assert svm.steps == 0  # fitted by scikit-learn
+    # the time estimate pays for the steps: 100 images cost what 300 steps and 10 checks do
+    cell = planning.Cell(ARMS[1], "adam", 100)
+    seconds = planning.job_seconds(cell, Cost(batch_s=1.0, job_s=0.0, image_size=32), s, counts)
+    assert seconds == pytest.approx(
+        300 + planning.EVAL_SHARE * 157 * 10 + planning.EVAL_SHARE * 157
+    )
+
+
+def test_dropping_an_optimizer_gives_back_the_training_set_an_earlier_cut_took():
+    def seconds(s: Settings) -> float:  # per optimizer: a fixed cost that no epoch cut saves
+        images = COUNTS.train if s.train_cut is None else s.train_cut
+        per_optimizer = (100 + 10 * images / COUNTS.train + s.epochs) * s.seeds / 3
+        return per_optimizer * (2 - len(s.optimizers_dropped))
+
+    # Both optimizers at the smallest settings need 207 s; adam alone with everything, 120.
+    s = budget.fit(CANDIDATES, 130 / budget.FILL, seconds, COUNTS, (None,))
+    assert s.optimizers_dropped == ("sgd",) and s.train_cut is None and s.epochs == 10
+    assert s.cuts == ("optimizers dropped: sgd",) and s.seeds == 3
+
+
+def test_the_cut_order_ends_with_whole_arms_and_the_refusal_names_a_budget():
+    seconds = _seconds()
+    floor = Settings(1, 32, 300, 3, optimizers_dropped=("sgd",))
+    two_arms = min((replace(floor, arms_dropped=(a,)) for a in CANDIDATES["arms"]), key=seconds)
+    s = budget.fit(CANDIDATES, seconds(two_arms) * 1.001 / budget.FILL, seconds, COUNTS, (None,))
+    assert len(s.arms_dropped) == 1 and s.optimizers_dropped == ("sgd",) and s.seeds >= 3
+    assert s.cuts[-1].startswith("arms dropped: ") or "seeds" in s.cuts[-1]
+    with pytest.raises(UserError, match=r"study\.budget_minutes=(\d+), or fewer steps") as err:
+        budget.fit(CANDIDATES, seconds(two_arms) * 0.5, seconds, COUNTS, (None,))
+    needed = int(err.value.args[0].split("study.budget_minutes=")[-1].split(",")[0])
+    spent = CANDIDATES["budget_minutes"] * 60 - seconds(two_arms) * 0.5
+    assert needed * 60 >= spent + seconds(two_arms) / budget.FILL  # enough, the probe included
 
 
 def test_a_smaller_image_costs_what_the_two_probes_say_not_its_share_of_pixels():
@@ -137,16 +180,17 @@ def test_no_arm_runs_above_its_own_image_size_and_each_pays_for_the_size_it_runs
 
 
 def test_a_budget_too_small_for_the_smallest_plan_is_refused_with_the_minutes_it_needs():
-    with pytest.raises(UserError, match=r"study\.budget_minutes=10 is too small.*raise"):
-        planning.fit(CANDIDATES, 20, _seconds(), COUNTS, (None,))
+    with pytest.raises(UserError, match=r"study\.budget_minutes=10 is too small.*minutes here"):
+        budget.fit(CANDIDATES, 20, _seconds(), COUNTS, (None,))
 
 
-def test_with_sizes_the_largest_size_runs_fewer_seeds_before_sizes_are_dropped():
+def test_with_sizes_the_largest_sizes_are_dropped_before_image_size_and_seeds_stay():
     sizes = (100, 300, 1000)
     seconds = _seconds(sizes)
-    full = seconds(Settings(3, 32, None, 3, sizes))
-    s = planning.fit(CANDIDATES, full / planning.FILL * 0.9, seconds, COUNTS, sizes)
-    assert s.sizes == sizes and 1000 in s.few_seed_sizes and s.seeds_at(100) == 3
+    full = seconds(Settings(3, 64, None, 3, sizes))
+    s = budget.fit(CANDIDATES, full / budget.FILL * 0.9, seconds, COUNTS, sizes)
+    assert s.sizes[0] == 100 and 1000 not in s.sizes and s.image_size == 64
+    assert s.seeds_at(100) == s.seeds >= 3 and "sizes dropped: 1,000" in s.cuts
 
 
 def test_a_batch_puts_seeds_first_so_every_cell_gets_seed_0_before_any_seed_1(tmp_path):
@@ -168,14 +212,14 @@ def test_a_batch_puts_seeds_first_so_every_cell_gets_seed_0_before_any_seed_1(tm
 def test_cells_sharing_seeds_and_lrs_share_a_process_across_sizes_and_no_job_is_extra():
     from omegaconf import OmegaConf
 
-    from transferlab.study.runner import _batches
+    from transferlab.study.grid import batches
 
     spec = OmegaConf.create({"lr": "grid", "lr_grid": {"adam": [1e-3, 1e-2]}})
     sizes = (100, 300, 1000)
     settings = Settings(3, 32, None, 3, sizes, few_seed_sizes=(1000,))
     cells = planning.cells(ARMS, ["adam"], sizes)
     sides = {RANDOM_INIT: ["model=cnn"], "trained": ["model=efficientnet_lite0"]}
-    first = _batches(cells, settings, spec, sides, first=True)
+    first = batches(cells, settings, spec, sides, COUNTS, first=True)
     assert [b.name for b in first] == [
         "classical-n100,300,1000-seeds[0]",
         "random_init-adam-n100,300,1000-lr0.001,0.01-seeds[0]",
@@ -183,8 +227,11 @@ def test_cells_sharing_seeds_and_lrs_share_a_process_across_sizes_and_no_job_is_
     ]
     picked = {"finetune-adam-n100": 0.01, "finetune-adam-n300": 0.001, "scratch-adam-n100": 0.01,
               "scratch-adam-n300": 0.01, "scratch-adam-n1000": 0.01}  # fmt: skip
-    state = {"cells": [{"id": k, "lr": repr(v)} for k, v in picked.items()]}
-    later = _batches(cells, settings, spec, sides, first=False, state=state)
+    plan = StudyPlan.new(settings, COUNTS, "grid", command="", data="digits", backbone="",
+                         budget_minutes=10, estimate_minutes=9, started="")  # fmt: skip
+    for cell_id, lr in picked.items():
+        plan.cell(cell_id).lr = repr(lr)
+    later = batches(cells, settings, spec, sides, COUNTS, first=False, plan=plan)
     jobs = {(b.name, tuple(b.seeds), c.id) for b in later for c in b.cells}
     assert {b.name for b in later} == {  # 1,000 images run one seed: no later seeds there
         "classical-n100,300-seeds[1, 2]",
@@ -228,6 +275,7 @@ def _study(folder: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
         "study.seeds=3",
         "study.max_seeds=3",
         "study.epochs=[2]",
+        "study.min_steps=8",  # 2 epochs of 30 images: 4 steps; min_steps doubles that
         "study.image_sizes=[32]",
         "study.probe_batches=2",
         "study.budget_minutes=6",

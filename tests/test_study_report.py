@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from transferlab.study.report import main, write_report
+from transferlab.study.state import job_name
 from transferlab.study.verdict import crossover, per_class, read_confusion
 
 CLASSES = ["0", "1", "2"]
@@ -33,9 +34,11 @@ def make_cell(arm, optimizer="adam", size=None, status="done", lr="find", images
     }
 
 
-def write_run(study, cell, seed, test=None, val=None, *, error=None, lr=None, confusion=None):
+def write_run(
+    study, cell, seed, test=None, val=None, *, error=None, lr=None, confusion=None, **fields
+):
     """A run folder as train.py leaves it: summary.json, .hydra/overrides.yaml, the matrix."""
-    run = study / cell["folder"] / (f"seed{seed}" + (f"-lr{lr}" if lr else ""))  # as runner.py
+    run = study / cell["folder"] / job_name(seed, lr)
     overrides = ["data=digits", f"seed={seed}", *([f"lr={lr}"] if lr else [])]
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
@@ -48,6 +51,7 @@ def write_run(study, cell, seed, test=None, val=None, *, error=None, lr=None, co
         "metrics": metrics,
         "params": {"trainable": 3383818, "total": 3383818},
         "wall_time_s": 20.0,
+        **fields,  # e.g. steps, converged (runs/convergence.py)
     }
     (run / "summary.json").write_text(json.dumps(summary))
     if confusion is not None:
@@ -105,6 +109,41 @@ def test_verdict_comes_first_and_picks_the_winner_by_validation_not_test(tmp_pat
     assert table[0].startswith("| **fine-tune, adam** | 90.3% [")
     assert table[1].startswith("| frozen features + SVM | 95.3% [")
     assert "| 3.38 M | 3 done |" in table[0]
+
+
+def test_cells_still_learning_are_marked_and_the_verdict_warns_of_training_length(tmp_path):
+    a, b = make_cell("finetune"), make_cell("features_svm", optimizer=None)
+    a["steps"] = 120  # planned: the runner records it per cell
+    for seed, converged in enumerate([False, True, False]):
+        write_run(tmp_path, a, seed, 0.97, 0.98, steps=120, converged=converged)
+        write_run(tmp_path, b, seed, 0.90, 0.91, steps=0, converged=None)
+    verdict = section(write_report(write_plan(tmp_path, [a, b])).read_text(), "Verdict")
+    assert "**Training length may decide this:** fine-tune, adam (2 of 3 runs)" in verdict
+    rows = [line for line in verdict.splitlines() if line.startswith("| ")][1:]
+    assert rows[0].endswith("| 120 | still learning (2/3): more steps may change this row |")
+    assert rows[1].endswith("| — | — |")  # an SVM fitted by scikit-learn takes no steps
+    page = two_recipes(tmp_path / "other", [0.97], [0.98], [0.90], [0.91])
+    assert "Training length" not in page  # runs that do not say are not accused
+    steps = section(write_report(tmp_path).read_text(), "Training per cell")
+    assert "| fine-tune, adam | 1,000 | 120 | 120 | 2 of 3 still learning |" in steps
+
+
+def test_a_cut_training_set_is_named_in_the_verdicts_first_line(tmp_path):
+    a, b = make_cell("finetune", images=300), make_cell("features_svm", optimizer=None, images=300)
+    for seed in range(3):
+        write_run(tmp_path, a, seed, 0.97, 0.98)
+        write_run(tmp_path, b, seed, 0.90, 0.91)
+    settings = {
+        "epochs": 3,
+        "image_size": 48,
+        "seeds": [0, 1, 2],
+        "sizes": [None],
+        "train_cut": 300,
+    }
+    plan = write_plan(tmp_path, [a, b], settings=settings, counts={"train": 1257})
+    verdict = section(write_report(plan).read_text(), "Verdict")
+    assert verdict.splitlines()[1].startswith("**This answer is for 300 training images:**")
+    assert "from 1,257" in verdict
 
 
 def test_separated_intervals_win_clearly(tmp_path):
@@ -261,6 +300,7 @@ def test_plots_are_written_as_png_and_linked_relative(tmp_path):
         "## Verdict",
         "## Winner per class",
         "## Test accuracy per recipe",
+        "## Training per cell",
         "## Data efficiency",
         "## Plan",
         "## Reproduce",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_csv_source_reads_its_split_column_and_paths_relative_to_the_csv(tmp_pat
     assert (len(train), len(val), len(test)) == (36, 12, 12)
     image, label = val[0]
     assert image.size == (8, 8) and image.mode == "L" and label in (0, 1, 2)
-    assert all(f.is_relative_to(tmp_path / "set" / "images") for f in train.files)
+    assert all(Path(f).is_relative_to(tmp_path / "set" / "images") for f in train.files)
 
 
 def test_csv_without_a_split_column_is_carved_stratified_and_seeded(tmp_path):

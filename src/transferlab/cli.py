@@ -1,4 +1,4 @@
-"""Hydra entry points behind train.py, eval.py and compare.py.
+"""Hydra entry points behind train.py, eval.py, predict.py, export.py and compare.py.
 
 Only hydra and omegaconf are imported at start-up: the config is checked before torch
 loads, so a typo costs a second, not a traceback after a model download.
@@ -7,6 +7,7 @@ loads, so a typo costs a second, not a traceback after a model download.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import re
@@ -20,15 +21,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import masking
+from transferlab import config_dirs, masking
 from transferlab.checks import overrides
 from transferlab.checks.commands import validate_eval, validate_train
+from transferlab.config_dirs import CONF_DIR
 from transferlab.errors import UserError
+from transferlab.inference.checks import validate_export, validate_predict
 from transferlab.runs import startup, sweeps
 
 log = logging.getLogger("transferlab")
-
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 # One id per process: two runs started in the same second still get distinct folders.
 _RUN_ID = secrets.token_hex(3)
@@ -93,8 +94,13 @@ def _save_config_tree(cfg: DictConfig, output_dir: Path) -> None:
         Console(file=f, width=120).print(tree)
 
 
-def _run(cfg: DictConfig, validate: Callable, task: str):
-    """Validate, run the pipeline, and always leave a summary.json saying how it ended."""
+def _run(cfg: DictConfig, validate: Callable, task: str, job: str | None = None):
+    """Validate, run the pipeline (or `job`), and always leave a summary.json saying how it ended.
+
+    `job` names a module whose `run(cfg, output_dir)` runs instead of `pipeline.<task>`, for
+    commands that train nothing and so need neither the pipeline's imports nor a Trainer;
+    it is imported after the checks, so bad input is refused before torch loads.
+    """
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)
     overrides = masking.mask_secrets(list(hc.overrides.task))
@@ -116,14 +122,19 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
     if extras.get("print_config") and _rank() == 0:
         _save_config_tree(cfg, output_dir)
 
-    from transferlab import pipeline
-    from transferlab.runs import distributed, loggers
     from transferlab.runs.summary import write_summary
 
+    if job is None:
+        from transferlab import pipeline
+        from transferlab.runs import distributed, loggers
+
     sweeps.limit_threads(hc.launcher)
-    slot = distributed.gpu_pool_slot(cfg, hc)
+    slot = distributed.gpu_pool_slot(cfg, hc) if job is None else None
     try:
-        result = pipeline.run_timed(getattr(pipeline, task), cfg, output_dir)
+        if job is None:
+            result = pipeline.run_timed(getattr(pipeline, task), cfg, output_dir)
+        else:
+            result = importlib.import_module(job).run(cfg, output_dir)
         if slot is not None:
             result["gpu_slot"] = slot
     except UserError as err:
@@ -145,7 +156,8 @@ def _run(cfg: DictConfig, validate: Callable, task: str):
         if _rank() == 0:
             write_summary(output_dir, status="completed", overrides=overrides, task=task, **result)
     finally:
-        loggers.finish_wandb(output_dir)
+        if job is None:
+            loggers.finish_wandb(output_dir)
     metrics = result["metrics"]
     for key in ("test/acc", "test/loss", "test/ece", "val/acc_best"):
         if key in metrics:
@@ -190,8 +202,13 @@ def _exit_on_user_error():
 
 
 def _check_command_line(config_name: str) -> None:
-    """A mistyped key or option is refused before Hydra makes a run folder (exit 2)."""
+    """A mistyped key or option is refused before Hydra makes a run folder (exit 2).
+
+    First `./.env` joins the environment and the user's own configs (config_dirs) join
+    Hydra's search path, so both the check and the run see them.
+    """
     with _exit_on_user_error():
+        sys.argv[1:] = config_dirs.with_user_configs(sys.argv[1:])
         overrides.check(CONF_DIR, config_name, sys.argv[1:])
 
 
@@ -210,6 +227,28 @@ def evaluate() -> None:
     ]
     _check_command_line("eval")
     startup.without_gc_until_training(_evaluate)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
+def _predict(cfg: DictConfig):
+    return _run(cfg, validate_predict, "predict", job="transferlab.inference.predict")
+
+
+def predict() -> None:
+    """python predict.py ckpt_path=<ckpt> input=<folder|file|glob>: predictions.csv, top-k."""
+    _check_command_line("predict")
+    _predict()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
+def _export(cfg: DictConfig):
+    return _run(cfg, validate_export, "export", job="transferlab.inference.export")
+
+
+def export() -> None:
+    """python export.py ckpt_path=<ckpt> format=onnx|torchscript|safetensors: + model.json."""
+    _check_command_line("export")
+    _export()
 
 
 def compare() -> None:

@@ -12,6 +12,8 @@ DEFAULTS = {
     "model.frozen_bn": "eval",  # frozen layers stay in eval mode (BatchNorm statistics)
     "features.save_backbone": True,  # checkpoints carry the backbone
     "features.cache": "auto",
+    "features.dtype": "float32",  # mode=partial's stored prefix activations: exact
+    "features.memory_share": 0.25,  # of RAM, for those activations under cache=auto
 }
 
 

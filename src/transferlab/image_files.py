@@ -9,10 +9,19 @@ from transferlab.errors import UserError
 
 # What counts as an image file (torchvision's list), for the early check and the loader.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# What operating systems and tools leave beside images (besides dot files such as .DS_Store
+# and macOS's `._` AppleDouble twins): never images, never classes.
+SYSTEM_NAMES = frozenset(
+    {"Thumbs.db", "ehthumbs.db", "desktop.ini", "__MACOSX", "@eaDir", "$RECYCLE.BIN"}
+)
+
+
+def is_system(name: str) -> bool:
+    return name.startswith(".") or name in SYSTEM_NAMES
 
 
 def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return path.suffix.lower() in IMAGE_SUFFIXES and not is_system(path.name)
 
 
 def no_images(folder: Path) -> UserError:
@@ -29,7 +38,7 @@ def class_tree(root: Path) -> Path:
 
 def class_folders(tree: Path) -> list[str]:
     """The class names (subfolders) of a folder; UserError unless there are at least two."""
-    classes = sorted(p.name for p in tree.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p.name for p in tree.iterdir() if p.is_dir() and not is_system(p.name))
     if len(classes) < 2:
         raise UserError(
             f"{tree} holds {len(classes)} class folder(s) {classes}: a classifier needs at "

@@ -26,6 +26,11 @@ class Mode:
     # The frozen backbone's features may be computed once and the head trained on them,
     # which also allows the scikit-learn heads and checkpoints without the backbone.
     feature_cache: bool = False
+    # The frozen first groups stay frozen all run: their output may be computed once per
+    # image and each epoch run only the trainable tail (features/prefix.py).
+    prefix_cache: bool = False
+    # Groups unfreeze during the run (a callback), so no prefix stays frozen throughout.
+    unfreezes_during_run: bool = False
     # A frozen teacher (distill.*) adds its softened logits to the training loss.
     teacher: bool = False
     # Callbacks the mode adds, "module:Class", built from the mode node's other keys.
@@ -47,11 +52,12 @@ MODES = {
         Mode("scratch", trains="all", weights="ignored"),
         Mode("finetune", trains="all", weights="expected"),
         Mode("feature_extract", trains="none", weights="required", feature_cache=True),
-        Mode("partial", trains="unfreeze", weights="required"),
+        Mode("partial", trains="unfreeze", weights="required", prefix_cache=True),
         Mode(
             "gradual",
             trains="none",
             weights="required",
+            unfreezes_during_run=True,
             callbacks=("transferlab.finetune.gradual:GradualUnfreezing",),
         ),
         Mode("distill", trains="all", weights="optional", teacher=True),

@@ -73,6 +73,7 @@ class ClassifierModule(L.LightningModule):
         if features:  # the backbone yields features.layers instead of its pooled output
             read_layers(self.net, features, head=model.get("head"))
         self.feature_input = feature_input
+        self.cut = None  # see train_behind
         self.backbone_loaded = fetch_weights  # False: restored from a checkpoint
         self._finding_lr = False  # see searching_lr
         # What the network reads, not what the data has: a checkpoint rebuilds this stem.
@@ -115,11 +116,21 @@ class ClassifierModule(L.LightningModule):
         """Train with `lr` (the lr finder's pick): configure_optimizers and checkpoints read it."""
         self.hparams.optimizer["lr"] = float(lr)
 
+    def train_behind(self, cut) -> None:
+        """Read the activations of a `features.prefix.BackboneCut` (None: images) from now
+        on: only the layers after the cut and the head run. Not saved: a restored module
+        reads images."""
+        self.cut = cut
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.feature_input:
             return self.net.head(x)
+        if x.dtype == torch.float16 and self.cut is not None:
+            x = x.float()  # features.dtype=float16 stores activations, the tail runs float32
         if x.dim() == 4 and self.hparams.model.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)  # weights and inputs alike
+        if self.cut is not None:
+            return self.net.head(self.cut.tail(x))
         return self.net(x)
 
     def train(self, mode: bool = True):

@@ -18,18 +18,20 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
 from transferlab import input_size, modes
-from transferlab.checks.data import other_class_count
+from transferlab.checks.data import class_order, other_class_count
 from transferlab.checks.model import too_small
 from transferlab.data.datamodule import ImageDataModule
+from transferlab.data.image_folder import WholeFolderAsTest
 from transferlab.data.transforms import Preprocess
-from transferlab.features import slim
+from transferlab.features import prefix, slim
 from transferlab.features import training as feature_training
 from transferlab.finetune import freeze
-from transferlab.models.classifier import Classifier
+from transferlab.models.classifier import Classifier, permute_outputs
 from transferlab.models.measure_facts import check_built
 from transferlab.module import ClassifierModule, load_run
 from transferlab.runs import distributed, resume, startup
 from transferlab.runs.checkpoints import AtomicCheckpointIO
+from transferlab.runs.convergence import Convergence
 from transferlab.runs.loggers import instantiate_logger
 from transferlab.runs.timing import RunTimer, job_started
 
@@ -83,6 +85,7 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
         feature_input=feature_training.trains_on_features(cfg),
     )
     check_built(cfg.model, module.net)  # under other timm/torchvision releases
+    module.train_behind(prefix.plan(cfg, module.net))
     # The checkpoint records how inputs were prepared, so eval.py prepares them the same way.
     log.info(size.describe(module.preprocess.image_size))
     _check_input_size(module.net, module.preprocess, cfg.model.get("name"), size.origin)
@@ -122,6 +125,9 @@ def build_datamodule(
         pin_memory=data_cfg.get("pin_memory", "auto"),
         seed=seed,
         balance=data_cfg.get("balance", "none"),
+        folds=data_cfg.get("folds", 5),
+        fold=data_cfg.get("fold"),
+        jpeg_draft=data_cfg.get("jpeg_draft", True),
     )
 
 
@@ -202,7 +208,10 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     freeze.log_group_table(module.net)
     if cfg.get("compile"):
         module.net.compile()  # in place: state_dict keys and checkpoints stay as they are
-    datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
+    if module.cut is not None:
+        datamodule = prefix.cached_datamodule(cfg, module, images, trainer)
+    else:
+        datamodule = feature_training.cached_datamodule(cfg, module, images, trainer)
     startup.gc_after_startup()
     metrics: dict[str, float] = {}
     extra: dict[str, Any] = {}
@@ -223,6 +232,8 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         if module.feature_input and cfg.features.get("save_backbone", True):
             _complete_checkpoints(module, trainer)
         metrics.update(_metrics(trainer))
+        if (convergence := Convergence.of(trainer)) is not None:
+            extra |= convergence.verdict(trainer)
     if cfg.test:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         if cfg.train and best is None:
@@ -234,6 +245,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "metrics": metrics,
         "params": {"trainable": trainable, "total": total},
         "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,  # optimizer steps: what a fair comparison equalises
         "train_time_s": train_time_s if cfg.train else 0.0,
         "best_checkpoint": getattr(trainer.checkpoint_callback, "best_model_path", None),
         **extra,
@@ -258,6 +270,17 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if len(source.classes) != hp["num_classes"]:
         target = data_cfg["source"].get("_target_")
         raise other_class_count(hp["num_classes"], target, len(source.classes), ckpt)
+    if order := class_order(list(hp.get("classes") or source.classes), source.classes, ckpt):
+        log.info(
+            "The data's classes %s are the checkpoint's %s in another order: its outputs are "
+            "mapped to the data's order.",
+            list(source.classes),
+            list(hp["classes"]),
+        )
+        permute_outputs(module.net, order)
+        hp["classes"] = list(source.classes)
+    if (cfg.get("eval") or {}).get("split") == "all":
+        source = WholeFolderAsTest(source)
     seed = data_cfg.get("seed", cfg.seed)
     datamodule = build_datamodule(data_cfg, source, module.preprocess, cfg.batch_size, seed)
     pictures = None

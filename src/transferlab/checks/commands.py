@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -9,14 +10,15 @@ from omegaconf import DictConfig, OmegaConf
 from transferlab import input_size
 from transferlab.checks import data, mode, model, options
 from transferlab.errors import UserError
+from transferlab.extras import missing
 from transferlab.weights_files import tensor_headers
 
 
 def validate_train(cfg: DictConfig) -> None:
     """Raise UserError on the first value that cannot work, in seconds not after a download."""
-    _positive(cfg, "lr", float, "lr=1e-3")
-    _positive(cfg, "epochs", int, "epochs=10")
-    _positive(cfg, "batch_size", int, "batch_size=64")
+    positive(cfg, "lr", float, "lr=1e-3")
+    positive(cfg, "epochs", int, "epochs=10")
+    positive(cfg, "batch_size", int, "batch_size=64")
     _no_missing(cfg)
     mode.check(cfg)
     options.check(cfg)
@@ -24,6 +26,7 @@ def validate_train(cfg: DictConfig) -> None:
     model.known_name(cfg.model)
     data.image_folder(cfg.data)
     data.source_keys(cfg.data)
+    data.folds(cfg.data)
     if not (cfg.get("features") or {}).get("layers"):
         # features read from inner layers take smaller images than the full net
         model.large_enough(input_size.resolve(cfg), cfg.model)
@@ -31,16 +34,25 @@ def validate_train(cfg: DictConfig) -> None:
         model.weights_fit(Path(str(cfg.model.weights)).expanduser(), cfg.model)
 
 
-def validate_eval(cfg: DictConfig) -> None:
-    _positive(cfg, "batch_size", int, "batch_size=64")
-    options.visualize(cfg.get("visualize"))
+def checkpoint(cfg: DictConfig) -> tuple[Path, tensor_headers.TensorFile | None]:
+    """ckpt_path must be a readable checkpoint; its header (hparams) when torch-free."""
+    _no_missing(cfg)
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     if not ckpt.is_file():
         raise UserError(
             f"ckpt_path={cfg.ckpt_path} is not a file. Point it at a run's checkpoint, e.g. "
             f"ckpt_path=logs/train/runs/<run>/checkpoints/best.ckpt."
         )
-    header = tensor_headers.read_header(ckpt)  # a broken file is refused here
+    return ckpt, tensor_headers.read_header(ckpt)  # a broken file is refused here
+
+
+def validate_eval(cfg: DictConfig) -> None:
+    positive(cfg, "batch_size", int, "batch_size=64")
+    options.visualize(cfg.get("visualize"))
+    pictures = cfg.get("visualize") or {}
+    if pictures.get("enabled") and pictures.get("gradcam") and not find_spec("pytorch_grad_cam"):
+        raise missing("pytorch_grad_cam", "viz", "eval.py visualize=true (its Grad-CAM heatmaps)")
+    ckpt, header = checkpoint(cfg)
     if cfg.get("data"):
         data.image_folder(cfg.data)
         data.source_keys(cfg.data)
@@ -48,6 +60,10 @@ def validate_eval(cfg: DictConfig) -> None:
         want = header.hparams.get("num_classes") if header else None
         if have is not None and want is not None and have != want:
             raise data.other_class_count(want, cfg.data.source.get("_target_"), have, ckpt)
+        names = data.class_names(cfg.data)
+        if names is not None and header and header.hparams.get("classes"):
+            data.class_order(list(header.hparams["classes"]), names, ckpt)
+        data.eval_split(cfg.data, (cfg.get("eval") or {}).get("split"))
 
 
 def _no_missing(cfg: DictConfig) -> None:
@@ -61,7 +77,7 @@ def _no_missing(cfg: DictConfig) -> None:
         )
 
 
-def _positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:
+def positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:
     value = cfg.get(key)
     try:
         ok = kind(value) > 0 and kind(value) == float(value)

@@ -72,6 +72,16 @@ def _features_and_head(cfg: DictConfig) -> None:
             f"features.batch_size={features.get('batch_size')} must be at least 1, "
             "e.g. features.batch_size=256."
         )
+    if str(defaults.get(features, "features.dtype")) not in ("float32", "float16"):
+        raise UserError(
+            f"Unknown features.dtype={features.get('dtype')!r}. Choose float32 (exact) or "
+            "float16 (half the memory of mode=partial's stored activations)."
+        )
+    if not 0 <= float(defaults.get(features, "features.memory_share")) <= 1:
+        raise UserError(
+            f"features.memory_share={features.get('memory_share')} must be a share of RAM "
+            "between 0 and 1, e.g. features.memory_share=0.25 (0: always the disk cache)."
+        )
     row = heads.of(head)
     name = row.name
     if row.fitted_by_sklearn and not mode.feature_cache:

@@ -82,7 +82,7 @@ class CsvSource:
         carved = [([train[0][i] for i in ix], [train[1][i] for i in ix]) for ix in idx]
         parts = [carved[0], by_split.get("val", carved[1]), by_split.get("test", carved[2])]
         mode = "RGB" if self.channels == 3 else "L"
-        splits = tuple(ImageFiles(files, labels, mode) for files, labels in parts)
+        splits = tuple(ImageFiles([str(f) for f in files], labels, mode) for files, labels in parts)
         return cut(splits, self.limit, self.shots, seed, self.eval_limit)
 
     def _entries(self) -> list[tuple[Path, int, str]]:

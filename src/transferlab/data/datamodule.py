@@ -7,6 +7,7 @@ them where training runs (the GPU when there is one). See data/transforms.py.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +18,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from transferlab.checks.augmentation import check_augmentation
 from transferlab.data import balance as balancing
+from transferlab.data.folds import cross_validation_split
+from transferlab.data.image_folder import with_draft_size
 from transferlab.data.memory import collate, in_memory
 from transferlab.data.sources import ImageSource
 from transferlab.data.transforms import (
@@ -107,8 +110,10 @@ class ImageDataModule(LightningDataModule):
     """Train (augmented, shuffled per (seed, epoch)), val and test loaders of a source.
 
     In-memory sets are sliced a batch at a time in this process; image files are decoded
-    and resized by `num_workers` persistent worker processes ("auto": one per core but
-    one). Either way the device stage (`BatchTransform`) finishes every batch.
+    and resized by `num_workers` persistent worker processes ("auto": the cores of this
+    machine shared among its ranks, one per rank left to the training step). JPEGs decode at
+    reduced scale when the target size allows (`jpeg_draft`). Either way the device stage
+    (`BatchTransform`) finishes every batch.
     """
 
     def __init__(
@@ -121,13 +126,18 @@ class ImageDataModule(LightningDataModule):
         pin_memory: bool | str = "auto",
         seed: int = 42,
         balance: str = "none",
+        folds: int = 5,
+        fold: int | None = None,
+        jpeg_draft: bool = True,
     ) -> None:
         super().__init__()
         self.balance = balancing.check(balance)
         self.source, self.preprocess = source, preprocess
         self.augmentation = dict(augmentation) if augmentation else None
         self.batch_size, self.seed = batch_size, seed
+        self.folds, self.fold = folds, fold  # data/folds.py: fold k validates, the rest train
         self.num_workers = _workers(num_workers)
+        self.workers_setting, self.jpeg_draft = num_workers, jpeg_draft
         self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
@@ -153,7 +163,9 @@ class ImageDataModule(LightningDataModule):
         opts = check_augmentation(self.augmentation, self.classes)
         if self.augmentation and self.augmentation.get("hflip") == "auto" and not opts["hflip"]:
             log.info("augmentation.hflip=auto: no flips, the classes are digits.")
-        splits = self.source.splits(self.seed)
+        splits = cross_validation_split(
+            self.source.splits(self.seed), self.folds, self.fold, self.seed
+        )
         tensors = [in_memory(split) for split in splits]
         self.in_memory = all(t is not None for t in tensors)
         if self.in_memory:
@@ -161,6 +173,9 @@ class ImageDataModule(LightningDataModule):
             random = random_ops(opts, None, pre.interpolation)
         else:
             train, val, test = splits
+            if self.jpeg_draft:
+                train = with_draft_size(train, _train_decode_size(pre.image_size, opts))
+                val, test = (with_draft_size(split, pre.image_size) for split in (val, test))
             self.train_set = Transformed(train, item_transform(pre, opts, train=True))
             items = item_transform(pre, opts, train=False)
             self.val_set, self.test_set = Transformed(val, items), Transformed(test, items)
@@ -214,7 +229,8 @@ class ImageDataModule(LightningDataModule):
         """uint8 batches of `dataset` (one of this module's splits), in order unless a sampler."""
         self.setup()
         # Slicing a tensor takes microseconds: worker processes would only add IPC.
-        workers = 0 if self.in_memory else self.num_workers
+        ranks_here = self.trainer.num_devices if self.trainer is not None else 1
+        workers = 0 if self.in_memory else _workers(self.workers_setting, ranks_here)
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -230,10 +246,19 @@ class ImageDataModule(LightningDataModule):
         return self.loader(getattr(self, split), self.batch_size, **kwargs)
 
 
-def _workers(value: int | str) -> int:
+def _train_decode_size(size: int | None, opts: Mapping[str, Any]) -> int | None:
+    """The shorter side a training image needs before its random crop: a crop of area share
+    `s` keeps the target's sharpness only when taken from a side of size / sqrt(s)."""
+    if size is None or opts["crop_scale"] is None:
+        return size
+    return math.ceil(size / math.sqrt(min(opts["crop_scale"])))
+
+
+def _workers(value: int | str, ranks_here: int = 1) -> int:
     if value == "auto":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return max(1, min(8, (cores or 1) - 1))  # one core is left to the training step
+        # The machine's cores shared among its ranks, one per rank left to the training step.
+        return max(1, (cores or 1) // max(1, ranks_here) - 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UserError(
             f"data.num_workers must be a whole number >= 0 or auto, got {value!r}. "

@@ -1,33 +1,49 @@
 """Your own images, one subfolder per class (`data=image_folder`).
 
 Which files are images and which folders are classes is decided torch-free in
-`image_files`, which the config checks share.
+`image_files`, which the config checks share; the listing comes from the folder's
+`FileIndex` (data/file_index.py), built once and reused while the folder is unchanged;
+how a file becomes a picture (orientation, colour, bit depth) is `data.decode`.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
+from transferlab.data.decode import open_image, readable
+from transferlab.data.file_index import FileIndex, index_path
+from transferlab.data.folder_report import FolderReport, Listing, drop_undecodable, list_images
 from transferlab.data.sources import Splits, stratified_split
 from transferlab.data.subsets import cut
 from transferlab.errors import UserError
-from transferlab.image_files import class_folders, class_tree, is_image, no_images
-
-log = logging.getLogger(__name__)
+from transferlab.image_files import class_folders, class_tree, no_images
 
 _SPLIT_FOLDERS = {"val": ("val", "valid", "validation"), "test": ("test",)}
 
 
 class ImageFiles(Dataset):
-    """Image files read with PIL and converted to `mode` ("RGB" or "L")."""
+    """Image files decoded by `data.decode.open_image` into `mode` ("RGB" or "L").
 
-    def __init__(self, files: Sequence[Path], labels: Sequence[int], mode: str) -> None:
+    `signatures`: each file's "size|mtime" when known from an index (the feature cache's
+    fingerprint then stats nothing); `draft_size`: JPEGs decode at reduced scale for it.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str | Path],
+        labels: Sequence[int],
+        mode: str,
+        signatures: Sequence[str] | None = None,
+        draft_size: int | None = None,
+    ) -> None:
         self.files, self.labels, self.mode = list(files), list(labels), mode
+        self.signatures = list(signatures) if signatures is not None else None
+        self.draft_size = draft_size
 
     def __len__(self) -> int:
         return len(self.files)
@@ -35,13 +51,23 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
         path = self.files[i]
         try:
-            with Image.open(path) as img:
-                return img.convert(self.mode), self.labels[i]
+            return open_image(path, self.mode, self.draft_size), self.labels[i]
         except Exception as e:  # PIL raises many types for a bad file; the path is what matters
             raise UserError(
                 f"Cannot read image {path}: {e}. Fix: replace or delete that file, or set "
                 "data.skip_corrupt=true to drop unreadable files at setup."
             ) from e
+
+    def at_draft_size(self, size: int | None) -> ImageFiles:
+        """The same files, JPEGs decoded at reduced scale for a `size` px shorter side."""
+        return ImageFiles(self.files, self.labels, self.mode, self.signatures, size)
+
+
+def with_draft_size(dataset: Dataset, size: int | None) -> Dataset:
+    """`dataset` (ImageFiles, or a Subset of it) decoding JPEGs for `size`; others as they are."""
+    if isinstance(dataset, Subset):
+        return Subset(with_draft_size(dataset.dataset, size), dataset.indices)
+    return dataset.at_draft_size(size) if isinstance(dataset, ImageFiles) else dataset
 
 
 class ImageFolderSource:
@@ -63,6 +89,7 @@ class ImageFolderSource:
         limit: int | None = None,
         shots: int | None = None,
         eval_limit: int | None = None,
+        index_dir: str | Path | None = None,
     ) -> None:
         if channels not in (1, 3):
             raise UserError(
@@ -72,6 +99,7 @@ class ImageFolderSource:
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.skip_corrupt = skip_corrupt
         self.limit, self.shots, self.eval_limit = limit, shots, eval_limit
+        self.index_dir = index_dir
 
     @property
     def classes(self) -> list[str]:
@@ -83,17 +111,25 @@ class ImageFolderSource:
 
     def splits(self, seed: int) -> Splits:
         classes = self.classes
-        train = self._scan(self._train_dir(), classes)
+        report = FolderReport(self.root, self.skip_corrupt)
+        train = self._scan(self._train_dir(), classes, report)
         found = {k: self._split_dir(k) for k in _SPLIT_FOLDERS}
-        given = {k: self._scan(d, classes) for k, d in found.items() if d is not None}
+        given = {k: self._scan(d, classes, report) for k, d in found.items() if d is not None}
+        report.log(len(classes))
         val_fraction = 0.0 if "val" in given else self.val_fraction
         test_fraction = 0.0 if "test" in given else self.test_fraction
         idx = stratified_split(train[1], val_fraction, test_fraction, seed)
-        carved = [([train[0][i] for i in ix], [train[1][i] for i in ix]) for ix in idx]
+        carved = [tuple([column[i] for i in ix] for column in train) for ix in idx]
         parts = [carved[0], given.get("val", carved[1]), given.get("test", carved[2])]
         mode = "RGB" if self.channels == 3 else "L"
-        splits = tuple(ImageFiles(files, labels, mode) for files, labels in parts)
+        splits = tuple(ImageFiles(files, labels, mode, signs) for files, labels, signs in parts)
         return cut(splits, self.limit, self.shots, seed, self.eval_limit)
+
+    def train_files(self) -> tuple[list[str], list[int]]:
+        """The training tree's image files and labels as listed (through the file index)."""
+        report = FolderReport(self.root, self.skip_corrupt)
+        files, labels, _ = self._scan(self._train_dir(), self.classes, report)
+        return files, labels
 
     def _train_dir(self) -> Path:
         if not self.root.is_dir():
@@ -108,39 +144,56 @@ class ImageFolderSource:
             return None
         return next((p for n in _SPLIT_FOLDERS[split] if (p := self.root / n).is_dir()), None)
 
-    def _scan(self, folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    def _scan(
+        self, folder: Path, classes: list[str], report: FolderReport
+    ) -> tuple[list[str], list[int], list[str]]:
+        """Files, labels and size|mtime signatures of one class tree, from its index."""
         if (seen := class_folders(folder)) != classes:
             raise UserError(
                 f"The class folders of {folder} ({seen}) differ from those of "
                 f"{self._train_dir()} ({classes}). Fix: give every split folder the same "
                 "class subfolders."
             )
-        files, labels = [], []
-        for label, name in enumerate(classes):
-            found = _image_files(folder / name)
-            if not found:
+        listing = self._listing(FileIndex.of(folder, self.index_dir), classes, report)
+        report.add(listing)
+        files, labels, signatures = [], [], []
+        prefix = f"{Path(folder).resolve()}/"
+        for label, (name, rels) in enumerate(zip(classes, listing.rels, strict=True)):
+            if not rels:
                 raise no_images(folder / name)
-            files += found
-            labels += [label] * len(found)
-        return self._drop_corrupt(files, labels) if self.skip_corrupt else (files, labels)
+            files += [prefix + rel for rel in rels]
+            signatures += listing.signatures[label]
+            labels += [label] * len(rels)
+        return files, labels, signatures
 
-    def _drop_corrupt(self, files: list[Path], labels: list[int]) -> tuple[list[Path], list[int]]:
-        ok = [_readable(f) for f in files]
-        if bad := [f for f, good in zip(files, ok, strict=True) if not good]:
-            log.warning("skip_corrupt: dropped %d unreadable image(s), e.g. %s", len(bad), bad[0])
-        keep = [i for i, good in enumerate(ok) if good]
-        return [files[i] for i in keep], [labels[i] for i in keep]
+    def _listing(self, index: FileIndex, classes: list[str], report: FolderReport) -> Listing:
+        """The tree's images per class: derived from its index once, then read back."""
+        key = json.dumps(classes, ensure_ascii=False)
+        if not self.skip_corrupt and key in index.listings:
+            return Listing.from_stored(index.listings[key])
+        listing, records = list_images(index, classes)
+        if self.skip_corrupt:
+            where = index_path(index.tree, self.index_dir) if self.index_dir else None
+            report.decoded += index.check_decodes([f for r in records for f in r], readable, where)
+            return drop_undecodable(listing, records)
+        if self.index_dir is not None:
+            index.listings[key] = listing.stored()
+            index.save(index_path(index.tree, self.index_dir))
+        return listing
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if is_image(p) and p.is_file())
+class WholeFolderAsTest:
+    """eval.py eval.split=all: every image of an image folder is scored, none carved off."""
 
+    def __init__(self, source: ImageFolderSource) -> None:
+        self.source = source
 
-def _readable(path: Path) -> bool:
-    try:
-        with Image.open(path) as img:
-            img.draft(img.mode, (1, 1))  # JPEGs decode at 1/8 scale: a full pass, far cheaper
-            img.load()
-        return True
-    except Exception:  # any failure means the training loop could not read it either
-        return False
+    def __getattr__(self, name: str):
+        return getattr(self.source, name)  # classes, channels, prepare, ...
+
+    def splits(self, seed: int) -> Splits:
+        src = self.source
+        files, labels = src.train_files()
+        mode = "RGB" if src.channels == 3 else "L"
+        empty = ImageFiles([], [], mode)
+        return empty, empty, ImageFiles(files, labels, mode)

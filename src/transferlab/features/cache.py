@@ -57,7 +57,8 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     """sha256 of what identifies a split's images without decoding them.
 
     Subset indices, then the base data: in-memory tensors by value; image files by path,
-    size and modification time; anything else by its repr, and a torchvision dataset also
+    size and modification time (from the folder's file index when it has one) and the
+    JPEG draft size; anything else by its repr, and a torchvision dataset also
     by every file in its folder (path, size, modification time, and the content of small
     non-image files) and its labels.
     """
@@ -72,15 +73,22 @@ def dataset_fingerprint(dataset: Dataset) -> str:
         digest.update(_bytes(dataset.images))
         digest.update(_bytes(torch.as_tensor(dataset.labels)))
     elif isinstance(dataset, ImageFiles):
-        for path, label in zip(dataset.files, dataset.labels, strict=True):
-            stat = Path(path).stat()
-            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{label}\n".encode())
+        # The folder's file index already holds each file's size and mtime: no stat here.
+        signatures = dataset.signatures or [_stat_signature(p) for p in dataset.files]
+        for path, signature, label in zip(dataset.files, signatures, dataset.labels, strict=True):
+            digest.update(f"{path}|{signature}|{label}\n".encode())
+        digest.update(f"draft {dataset.draft_size}".encode())
     else:  # a torchvision dataset's repr tells its splits apart (split=train)
         digest.update(f"{type(dataset).__qualname__}|{len(dataset)}|{dataset!r}".encode())
         if (files := torchvision_files(dataset)) is not None:
             _update_with_files(digest, files)
             digest.update(np.asarray(labels_of(dataset), dtype=np.int64).tobytes())
     return digest.hexdigest()
+
+
+def _stat_signature(path: str | Path) -> str:
+    stat = Path(path).stat()
+    return f"{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _update_with_files(digest, files: list[Path]) -> None:
@@ -160,7 +168,7 @@ def _read_valid(path: Path, key: str, expected: int) -> Features | None:
     features, labels = blob.get("features"), blob.get("labels")
     if not (isinstance(features, torch.Tensor) and isinstance(labels, torch.Tensor)):
         return _rejected(path, "no feature or label tensors")
-    if features.ndim != 2 or labels.ndim != 1 or not len(features) == len(labels) == expected:
+    if features.ndim < 2 or labels.ndim != 1 or not len(features) == len(labels) == expected:
         return _rejected(path, f"{len(labels)} items where the split has {expected}")
     if blob.get("checksum") != _checksum(features, labels):
         return _rejected(path, "checksum mismatch (corrupt)")
@@ -182,8 +190,8 @@ def timed_pass(split: str, compute: Callable[[], Features], where: str) -> Featu
 
 
 def _shape(found: Features) -> str:
-    features = found[0]
-    return f"({len(features)} x {features.shape[1] if features.ndim == 2 else 0})"
+    features = found[0]  # (N, D) features, or (N, C, H, W) activations of a prefix
+    return " x ".join(str(n) for n in (len(features), *features.shape[1:])).join("()")
 
 
 def _rejected(path: Path, why: str) -> None:

@@ -40,6 +40,7 @@ _CODE = (
     "data/digits.py",
     "data/torchvision_sets.py",
     "data/image_folder.py",
+    "data/decode.py",
     "data/memory.py",
     "data/transforms.py",
     "features/extract.py",
@@ -116,9 +117,16 @@ def cached_datamodule(
     return FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed, balance=balance)
 
 
-def feature_cache(cfg: DictConfig, module, features: Mapping) -> cache_io.FeatureCache:
+def feature_cache(
+    cfg: DictConfig,
+    module,
+    features: Mapping,
+    what: Mapping | None = None,
+    memory: bool = False,
+) -> cache_io.FeatureCache:
+    """The cache of this run's features; `what` names other activations (a prefix's cut)."""
     root: Path | None = Path(cfg.features.cache_dir)
-    if cfg.features.cache == "memory":
+    if cfg.features.cache == "memory" or memory:
         root = None
     else:
         try:
@@ -139,7 +147,9 @@ def feature_cache(cfg: DictConfig, module, features: Mapping) -> cache_io.Featur
         "weights_digest": features["weights_digest"],
         "data": {"source": _plain(cfg.data.source), "seed": cfg.seed},
         "preprocess": module.hparams["preprocess"],
-        "features": {k: features.get(k) for k in ("layers", "pool", "l2norm", "batch_size")},
+        "features": dict(what)
+        if what is not None
+        else {k: features.get(k) for k in ("layers", "pool", "l2norm", "batch_size")},
         "device": _device(cfg),
         "versions": _versions(),
     }
@@ -147,13 +157,20 @@ def feature_cache(cfg: DictConfig, module, features: Mapping) -> cache_io.Featur
 
 
 def split_features(
-    cfg: DictConfig, module, images: ImageDataModule, split: str, cache
+    cfg: DictConfig,
+    module,
+    images: ImageDataModule,
+    split: str,
+    cache,
+    backbone: torch.nn.Module | None = None,
+    compute_with=compute_features,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's (features, labels) from `backbone` (default: the whole one), cached."""
     dataset = getattr(images, f"{split}_set")
 
     def compute():
-        return compute_features(
-            module.net.backbone,
+        return compute_with(
+            backbone if backbone is not None else module.net.backbone,
             images.loader(dataset, int(cfg.features.batch_size)),
             device=_device(cfg),
             prepare=images.eval_batch,  # what val, test and eval.py feed the model

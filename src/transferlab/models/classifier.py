@@ -86,3 +86,12 @@ def build_head(
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
+
+
+def permute_outputs(net: Classifier, order: list[int]) -> None:
+    """Reorder the logits in place: output j becomes the old output `order[j]`."""
+    last = [m for m in net.head.modules() if isinstance(m, nn.Linear)][-1]
+    index = torch.as_tensor(order)
+    with torch.no_grad():
+        last.weight.copy_(last.weight[index].clone())
+        last.bias.copy_(last.bias[index].clone())

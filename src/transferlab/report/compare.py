@@ -4,8 +4,9 @@ Reads only each run's summary.json, .hydra/ and csv/metrics.csv. Writes report.m
 report.csv, val_acc.png, train_loss.png and test_acc.png into the folder and prints the
 table. One row per run: the overrides that differ between the runs, then the results,
 best first by the runs' `optimized_metric`; failed runs last, with their error. When runs
-differ in `seed`, those that differ only in seed are also grouped into one row each
-(mean ± std, n, 95% t-interval; report_seeds.csv) and that table is the one printed.
+differ in `seed` or `data.fold` (a k-fold CV), those that differ only in these are also
+grouped into one row each (mean ± std, n, 95% t-interval; report_seeds.csv) and that table
+is the one printed. `converged` says whether val/acc had levelled off (runs/convergence.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 from transferlab.report.run_folders import Run, find_runs, load_run, varying_keys
-from transferlab.report.seeds import CALIBRATION, SEED, formatted_groups, seed_groups
+from transferlab.report.seeds import CALIBRATION, REPLICATES, formatted_groups, seed_groups
 
 RESULTS = ["best val acc", "test acc", "epochs", "trainable params", "s/epoch", "status", "error"]
 SEED_CAPTION = (
-    "Runs that differ only in seed form one row: test acc and best val acc as mean ± sample "
-    "std over the n completed seeds, with a 95% Student-t interval; test/ece (calibration "
+    "Runs that differ only in seed (or CV fold) form one row: test acc and best val acc as mean "
+    "± sample std over the n completed runs, with a 95% Student-t interval; test/ece (calibration "
     "error, lower is better) as mean ± std where the runs log it; ★ marks the best row only "
     "where its interval lies above every other row's."
 )
@@ -57,6 +58,7 @@ def rows(runs: list[Run], keys: list[str], metric: str) -> pd.DataFrame:
     records = []
     calibrated = any(CALIBRATION in r.metrics for r in runs)  # older runs did not log it
     means = {c: m for c, m in CLASS_MEANS.items() if any(m in r.metrics for r in runs)}
+    judged = any("converged" in r.summary for r in runs)  # runs/convergence.py; older: none
     for run in runs:
         history, metrics = run.history, run.metrics
         best_val = metrics.get("val/acc_best")
@@ -70,6 +72,7 @@ def rows(runs: list[Run], keys: list[str], metric: str) -> pd.DataFrame:
             **{column: metrics.get(metric) for column, metric in means.items()},
             **({"test ece": metrics.get(CALIBRATION)} if calibrated else {}),
             "epochs": run.summary.get("epochs"),
+            **({"converged": _converged(run.summary)} if judged else {}),
             "trainable params": (run.summary.get("params") or {}).get("trainable"),
             "s/epoch": epoch_s,
         }
@@ -82,6 +85,11 @@ def rows(runs: list[Run], keys: list[str], metric: str) -> pd.DataFrame:
     frame["epochs"] = frame["epochs"].astype("Int64")
     frame["trainable params"] = frame["trainable params"].astype("Int64")
     return frame
+
+
+def _converged(summary: dict) -> str:
+    """yes | still learning | ? (too few validations, or no record)."""
+    return {True: "yes", False: "still learning"}.get(summary.get("converged"), "?")
 
 
 def formatted(frame: pd.DataFrame, error_width: int) -> pd.DataFrame:
@@ -212,7 +220,7 @@ def main(argv: list[str]) -> int:
     frame.to_csv(folder / "report.csv", index=False)
     written = ["report.md", "report.csv"]
     grouped = None
-    if SEED in keys:  # several seeds: the configurations' spread is the result
+    if any(k in keys for k in REPLICATES):  # seeds or folds: the spread is the result
         groups = seed_groups(runs, keys)
         groups.to_csv(folder / "report_seeds.csv", index=False)
         grouped = formatted_groups(groups)

@@ -1,4 +1,4 @@
-"""Runs that differ only in `seed` as one row: mean ± std, n and a 95% t-interval.
+"""Runs that differ only in `seed` (or CV fold) as one row: mean ± std, n, a 95% t-interval.
 
 One seed per configuration cannot tell a real difference from training noise. With several
 seeds per configuration, a configuration is marked the winner only when its interval lies
@@ -14,6 +14,9 @@ import pandas as pd
 from scipy import stats
 
 SEED = "seed"
+# Keys whose runs are replicates of one configuration: seeds, and the folds of a k-fold CV
+# (`python train.py -m data.fold=0,1,2,3,4`): one row, its mean and interval over both.
+REPLICATES = (SEED, "data.fold")
 WINNER = "winner"
 CALIBRATION = "test/ece"  # shown beside accuracy where the runs logged it
 # Imbalanced classes: shown beside accuracy where the runs logged them
@@ -38,9 +41,10 @@ def seed_groups(runs: Sequence, keys: Sequence[str], metric: str = "test/acc") -
 
     Columns: the keys, n (completed runs), failed, then mean/std/ci95 low/high of `metric`,
     of val/acc_best and (where any run logged them) of CLASS_MEANS and test/ece, median
-    seconds per epoch, and `winner` (True on at most one row).
+    seconds per epoch, `still learning` (completed runs not converged) and `winner` (True on
+    at most one row).
     """
-    config_keys = [k for k in keys if k != SEED]
+    config_keys = [k for k in keys if k not in REPLICATES]
     groups: dict[tuple, list] = {}
     for run in runs:
         groups.setdefault(tuple(run.setting(k) for k in config_keys), []).append(run)
@@ -60,6 +64,7 @@ def seed_groups(runs: Sequence, keys: Sequence[str], metric: str = "test/acc") -
             record |= {f"{name} ci95 low": low, f"{name} ci95 high": high}
         epoch_s = [r.history["time/epoch_s"].median() for r in done if "time/epoch_s" in r.history]
         record["s/epoch"] = pd.Series(epoch_s, dtype=float).median()
+        record["still learning"] = sum(r.summary.get("converged") is False for r in done)
         records.append(record)
     frame = pd.DataFrame.from_records(records)
     lower_is_better = "loss" in metric
@@ -101,6 +106,9 @@ def formatted_groups(frame: pd.DataFrame, metric: str = "test/acc") -> pd.DataFr
             pairs = zip(frame[f"{extra} mean"], frame[f"{extra} std"], strict=True)
             out[extra] = [_pm(m, s) for m, s in pairs]
     out["s/epoch"] = ["" if math.isnan(v) else f"{v:.2f}" for v in frame["s/epoch"]]
+    if frame["still learning"].any():  # runs whose val/acc was still climbing at the end
+        pairs = zip(frame["still learning"], frame["n"], strict=True)
+        out["still learning"] = [f"{k}/{n}" if k else "" for k, n in pairs]
     if frame["failed"].any():
         out["failed"] = frame["failed"].astype(str)
     out[WINNER] = ["★" if w else "" for w in frame[WINNER]]

@@ -26,7 +26,9 @@ def hydra_child_command(local_rank: int) -> tuple[Sequence[str], str]:
     import __main__
 
     hc = HydraConfig.get()
-    if __main__.__spec__ is None:
+    if sys.argv[0].startswith("transferlab "):  # the package's command line (__main__.py)
+        command = [sys.executable, "-m", *sys.argv[0].split()]
+    elif __main__.__spec__ is None:
         command = [sys.executable, to_absolute_path(sys.argv[0])]
     else:
         command = [sys.executable, "-m", __main__.__spec__.name]

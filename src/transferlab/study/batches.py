@@ -9,13 +9,16 @@ on a rerun (`+resume=<folder>`, runs/sweeps.py).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from transferlab.runs.summary import RunSummary
 from transferlab.study.plan import Cell
+from transferlab.study.state import job_name
 
-TRAIN_PY = Path(__file__).resolve().parents[3] / "train.py"
+# Through the package, never a clone's path: an installed transferlab has no train.py.
+TRAIN_COMMAND = (sys.executable, "-m", "transferlab", "train")
 
 
 @dataclass
@@ -33,7 +36,7 @@ class Batch:
 
     def _names(self) -> list[str]:
         lrs = self.lrs or [None]
-        return [f"seed{s}" + (f"-lr{lr}" if lr else "") for s in self.seeds for lr in lrs]
+        return [job_name(s, lr) for s in self.seeds for lr in lrs]
 
     def pending(self, study: Path) -> bool:
         return any(not completed(folder) for folder in self.job_folders(study))
@@ -48,7 +51,7 @@ class Batch:
             folder += "-${hydra:runtime.choices.optimizer}"
         if cell.size is not None:
             folder += "-n${data.source.limit}"
-        folder += "/seed${seed}" + ("-lr${lr}" if self.lrs else "")
+        folder += "/" + job_name("${seed}", "${lr}" if self.lrs else None)
         argv = [f"seed={','.join(map(str, self.seeds))}"]  # first: varies slowest
         argv.append(f"arm={','.join(arms)}")
         if opts:

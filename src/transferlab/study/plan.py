@@ -1,26 +1,26 @@
-"""What a study runs, and how big it can be in its budget: cells, settings, time estimates.
+"""What a study runs and what it costs: cells, settings, each run's steps, time estimates.
 
 A cell is one recipe (arm x optimizer) at one training-set size; it runs once per seed.
-The settings (epochs, image size, training-set cut, seeds) start at the preferred candidates
-of `study.*` and shrink, one step at a time, until the estimate from the probe fits.
-Torch-free: the numbers come from the probe (probe.py) and the split sizes.
+Budgets are optimizer steps, not epochs: every run trains at least `study.min_steps` steps
+(or until early stopping on validation says it converged), so small sizes run many epochs.
+budget.py shrinks the settings until the estimate fits. Torch-free: the numbers come from
+the probe (probe.py) and the split sizes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from transferlab.errors import UserError
-
-# The fraction of the budget a plan may fill: the rest absorbs estimate error, because
-# finishing more than 15% over is a bug and the runner stops at that point.
-FILL = 0.85
 # A validation or test batch (forward only) against a training batch (forward + backward):
 # measured on 2 CPU cores, Lite0 at 32 px and the CNN at 28 px on MNIST's 10,000 val and
 # test images took about half a training batch each (a third had priced 100-image runs at
 # half their time).
 EVAL_SHARE = 1 / 2
+# Validations a run that min_steps stretched over many epochs gets (one every few epochs):
+# enough for runs/convergence.py's last-quarter rule and early stopping, without paying a
+# full validation pass for every 2-batch epoch of a 100-image run.
+VALIDATIONS = 10
 
 
 # The kind of an arm whose network starts from random init (mode=scratch: modes.py's word).
@@ -85,6 +85,9 @@ class Settings:
     # The largest sizes may run fewer seeds when the budget is short (data-efficiency plots).
     few_seed_sizes: tuple[int, ...] = ()
     cuts: tuple[str, ...] = field(default=(), compare=False)
+    min_steps: int = 0  # every trained run: at least this many optimizer steps
+    optimizers_dropped: tuple[str, ...] = ()  # cut to fit the budget
+    arms_dropped: tuple[str, ...] = ()
 
     def seeds_at(self, size: int | None) -> int:
         return 1 if size in self.few_seed_sizes else self.seeds
@@ -122,15 +125,44 @@ def cells(arms: list[Arm], optimizers: list[str], sizes: tuple[int | None, ...])
     return out
 
 
+def planned(arms: list[Arm], optimizers: list[str], settings: Settings) -> list[Cell]:
+    """The cells the settings keep: the arms and optimizers the budget did not drop."""
+    return cells(
+        [a for a in arms if a.name not in settings.arms_dropped],
+        [o for o in optimizers if o not in settings.optimizers_dropped],
+        settings.sizes,
+    )
+
+
 def train_images(cell: Cell, settings: Settings, counts: Counts) -> int:
     limit = cell.size if cell.size is not None else settings.train_cut
     return counts.train if limit is None else min(limit, counts.train)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How a cell's runs train: epochs, validation every n epochs, optimizer steps."""
+
+    epochs: int
+    val_every: int
+    steps: int
+
+
+def schedule(cell: Cell, settings: Settings, counts: Counts) -> Schedule:
+    """At least min_steps optimizer steps (small sizes: more epochs), about VALIDATIONS
+    validations when min_steps stretched the run; a classical head takes no steps."""
+    per_epoch = math.ceil(train_images(cell, settings, counts) / max(counts.batch_size, 1))
+    if cell.arm.kind == "classical":
+        return Schedule(settings.epochs, 1, 0)
+    epochs = max(settings.epochs, math.ceil(settings.min_steps / per_epoch))
+    every = 1 if epochs == settings.epochs else max(1, epochs // VALIDATIONS)
+    return Schedule(epochs, every, epochs * per_epoch)
+
+
 def job_seconds(
     cell: Cell, cost: Cost, settings: Settings, counts: Counts, lr_batches: int = 0
 ) -> float:
-    """One run of a cell: overhead, then epochs of training and validation, then the test."""
+    """One run of a cell: overhead, then its schedule's training and validations, the test."""
     n_train = train_images(cell, settings, counts)
     batches = math.ceil
     batch_s, per_image = cost.at(cell.arm.size_at(settings.image_size))
@@ -139,9 +171,11 @@ def job_seconds(
     features = per_image * (n_train + counts.val + counts.test)
     if cell.arm.kind == "classical":  # scikit-learn fits the head once: no epochs
         return cost.job_s + features
-    per_epoch = batches(n_train / bs) + EVAL_SHARE * batches(counts.val / bs)
+    plan = schedule(cell, settings, counts)
+    validations = math.ceil(plan.epochs / plan.val_every)
+    evals = EVAL_SHARE * batches(counts.val / bs) * validations
     test = EVAL_SHARE * batches(counts.test / bs)
-    steps = settings.epochs * per_epoch + test + lr_batches
+    steps = plan.epochs * batches(n_train / bs) + evals + test + lr_batches
     return cost.job_s + features + steps * batch_s
 
 
@@ -168,102 +202,3 @@ def estimate(
         lr = lr_batches if cell.arm.kind != "classical" else 0
         total += runs * job_seconds(cell, costs[cell.arm.name], settings, counts, lr)
     return total
-
-
-def fit(
-    candidates: dict,
-    budget_s: float,
-    seconds,
-    counts: Counts,
-    sizes: tuple[int | None, ...],
-) -> Settings:
-    """The preferred settings whose estimate `seconds(settings)` fills at most FILL of the budget.
-
-    Cuts, in order: epochs down to 3, image size, the training set (or, with sizes, fewer
-    seeds at the largest size), epochs down to 1, then the largest sizes. What a late cut
-    frees may pay for an earlier one again (dropping 50,000 MNIST images leaves room for 3
-    seeds at 3,000), so the earlier cuts are then given back while the plan fits; seeds
-    grow toward max_seeds with what is left.
-    """
-    epochs, images = list(candidates["epochs"]), list(candidates["image_sizes"]) or [None]
-    cuts = [None, *[c for c in candidates["train_cuts"] if c < counts.train]]
-    base = Settings(epochs[0], images[0], None, int(candidates["seeds"]), tuple(sizes))
-    target = FILL * budget_s
-    steps = _steps(base, epochs, images, cuts)
-    settings = base
-    while seconds(settings) > target:
-        try:
-            settings = next(steps)
-        except StopIteration:
-            raise too_small(candidates["budget_minutes"], seconds(settings), settings) from None
-    settings = _given_back(settings, base, epochs, images, cuts, lambda s: seconds(s) <= target)
-    while settings.seeds < int(candidates["max_seeds"]) and not settings.few_seed_sizes:
-        more = replace(settings, seeds=settings.seeds + 1)
-        if seconds(more) > target:
-            break
-        settings = more
-    return replace(settings, cuts=tuple(_described(base, settings, counts)))
-
-
-def _given_back(s: Settings, base: Settings, epochs: list, images: list, cuts: list, fits):
-    """The ladder's cuts undone, most valuable first, each while the plan still fits:
-    every seed at more sizes (smallest first), more epochs, larger images, more images."""
-    for size in sorted(s.few_seed_sizes):
-        more = replace(s, few_seed_sizes=tuple(n for n in s.few_seed_sizes if n != size))
-        s = more if fits(more) else s
-    tries = [("epochs", e) for e in sorted(e for e in epochs if s.epochs < e <= base.epochs)]
-    if s.image_size is not None:
-        tries += [("image_size", px) for px in sorted(p for p in images if p > s.image_size)]
-    if s.train_cut is not None:  # cuts: None (all) first, then smaller and smaller
-        tries += [("train_cut", c) for c in reversed(cuts[: cuts.index(s.train_cut)])]
-    for key, value in tries:
-        more = replace(s, **{key: value})
-        if fits(more):
-            s = more
-    return s
-
-
-def _steps(base: Settings, epochs: list[int], images: list, cuts: list):
-    s = base
-    for e in [e for e in epochs if e >= 3][1:]:
-        yield (s := replace(s, epochs=e))
-    for size in images[1:]:
-        yield (s := replace(s, image_size=size))
-    if s.sizes == (None,):
-        for c in cuts[1:]:
-            yield (s := replace(s, train_cut=c))
-    else:
-        top = sorted(x for x in s.sizes if x is not None)
-        for size in reversed(top[1:]):
-            yield (s := replace(s, few_seed_sizes=(*s.few_seed_sizes, size)))
-    for e in [e for e in epochs if e < 3 and e < s.epochs]:
-        yield (s := replace(s, epochs=e))
-    while len(s.sizes) > 1:
-        yield (s := replace(s, sizes=s.sizes[:-1]))
-
-
-def _described(base: Settings, s: Settings, counts: Counts) -> list[str]:
-    out = []
-    if s.epochs != base.epochs:
-        out.append(f"epochs {base.epochs} -> {s.epochs}")
-    if s.image_size != base.image_size:
-        out.append(f"image size {base.image_size} -> {s.image_size} px (arms reading more)")
-    if s.train_cut is not None:
-        out.append(f"training set cut to {s.train_cut:,} of {counts.train:,} images")
-    if s.few_seed_sizes:
-        out.append("1 seed only at " + ", ".join(f"{n:,}" for n in s.few_seed_sizes) + " images")
-    if dropped := [n for n in base.sizes if n not in s.sizes]:
-        out.append("sizes dropped: " + ", ".join(f"{n:,}" for n in dropped))
-    if s.seeds > base.seeds:
-        out.append(f"seeds {base.seeds} -> {s.seeds} (room in the budget)")
-    return out
-
-
-def too_small(budget_minutes: float, needed_s: float, s: Settings) -> UserError:
-    return UserError(
-        f"study.budget_minutes={budget_minutes:g} is too small: even the smallest plan "
-        f"({s.epochs} epoch(s), {s.image_size} px, {s.seeds} seeds) needs about "
-        f"{needed_s / 60 / FILL:.1f} more minutes here, after the probe. Fix: raise "
-        f"study.budget_minutes by {math.ceil(needed_s / 60 / FILL)}, or compare less at once, e.g. "
-        "study.optimizers=[adam] or fewer study.arms."
-    )

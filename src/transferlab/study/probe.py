@@ -11,16 +11,23 @@ the largest and the smallest candidate image size; plan.py interpolates between 
 from __future__ import annotations
 
 import csv
+import logging
 import re
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from transferlab.study.batches import TRAIN_PY, summary_of
-from transferlab.study.plan import EVAL_SHARE, Arm, Cost, Counts
+from omegaconf import OmegaConf
 
+from transferlab.errors import UserError
+from transferlab.study import budget
+from transferlab.study import plan as planning
+from transferlab.study.arms import side
+from transferlab.study.batches import TRAIN_COMMAND, summary_of
+from transferlab.study.plan import EVAL_SHARE, Arm, Cost, Counts, Settings
+
+log = logging.getLogger("transferlab")
 FEATURE_PASS = re.compile(r"Feature pass: computed \w+ features \((\d+) x \d+\) in ([\d.]+) s")
 
 
@@ -76,7 +83,7 @@ def run_probe(
     for group in groups:
         start = time.perf_counter()
         with open(log_file, "a") as out:
-            argv = [sys.executable, str(TRAIN_PY), "-m", *probe_argv(group, batches, study, cut)]
+            argv = [*TRAIN_COMMAND, "-m", *probe_argv(group, batches, study, cut)]
             subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
         walls = 0.0
         for arm in group.arms:
@@ -134,3 +141,55 @@ def _train_log(folder: Path) -> str:
         return (folder / "train.log").read_text()
     except OSError:
         return ""
+
+
+def fitted(
+    cfg, study: Path, arms, counts, overrides, clock, report_s: float
+) -> tuple[Settings, float]:
+    """Probe every arm, then the settings whose estimate fits what is left of the budget."""
+    spec = cfg.study
+    pixels = [int(s) for s in spec.image_sizes] or [None]
+    # Each arm at both ends of the candidate sizes (capped at its own): Cost.at interpolates.
+    ends = {arm.name: [arm.size_at(pixels[0]), arm.size_at(pixels[-1])] for arm in arms}
+    by: dict[tuple, list[Arm]] = {}
+    for arm in arms:
+        for px in dict.fromkeys(ends[arm.name]):
+            by.setdefault((side(arm), px), []).append(arm)
+    groups = [Group(group, overrides[kind], px) for (kind, px), group in by.items()]
+    log.info("Probing %d arms with %d batches each...", len(arms), spec.probe_batches)
+    # Enough images for the probe's batches: a frozen-feature arm would otherwise pass the
+    # whole set through its backbone (70,000 MNIST images) to time a few batches.
+    images = max(2 * int(spec.probe_batches) * counts.batch_size, 4 * counts.classes)
+    cut = probe_cut(images, counts)
+    found, process_s = run_probe(groups, int(spec.probe_batches), study, study / "runs.log", cut)
+    costs = {}
+    for arm in arms:
+        large, small = (found.get((arm.name, px)) for px in ends[arm.name])
+        if large and small:
+            costs[arm.name] = replace(large, small=small if small is not large else None)
+    missing = [a.name for a in arms if a.name not in costs]
+    if missing:
+        raise UserError(
+            f"The probe of arm(s) {', '.join(missing)} failed, so the study cannot plan. The "
+            f"error is in {study / 'probe'}/<arm>/summary.json and {study / 'runs.log'}; "
+            "fix it (or leave those arms out with study.arms=[...]) and run again."
+        )
+    sizes = tuple(spec.sizes) if spec.sizes else (None,)
+    lr_batches = int(spec.lr_find_batches) if spec.lr == "find" else 0
+    grid = max(len(spec.lr_grid[o]) for o in spec.optimizers) if spec.lr == "grid" else 1
+    budget_left = clock.left_s() - report_s
+
+    def seconds(s: Settings) -> float:
+        cells = planning.planned(arms, list(spec.optimizers), s)
+        kinds = {c.arm.kind for c in cells}
+        # The first seeds: a process per kind (and optimizer, with a grid), every size in
+        # it unless min_steps gives sizes their own epochs. Later seeds: as many again, or,
+        # with a grid, about 2 picked lrs per size.
+        optimizers = len(spec.optimizers) - len(s.optimizers_dropped)
+        first = sum(optimizers if k != "classical" and grid > 1 else 1 for k in kinds)
+        spread = len(s.sizes) if s.min_steps else 1
+        processes = first * (spread + (2 * len(s.sizes) if grid > 1 else spread))
+        return planning.estimate(cells, costs, s, counts, process_s, processes, lr_batches, grid)
+
+    settings = budget.fit(OmegaConf.to_container(spec), budget_left, seconds, counts, sizes)
+    return settings, seconds(settings) + clock.elapsed_s()

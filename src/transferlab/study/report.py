@@ -30,6 +30,7 @@ from transferlab.study.sections import (
     recipes_section,
     reproduce_section,
     size_text,
+    steps_section,
     winner_section,
 )
 from transferlab.study.verdict import CellResult
@@ -53,6 +54,7 @@ def write_report(study_dir: Path) -> Path:
         verdict_section(plan, results, top, found),
         winner_section(winner, plots),
         recipes_section(top, winner, plots),
+        steps_section(results),
         efficiency_section(results, plots),
         plan_section(plan),
         reproduce_section(results, plan),
@@ -82,6 +84,16 @@ def verdict_section(
     plan: dict, results: list[CellResult], top: list[CellResult], found: list[CellResult]
 ) -> str:
     lines = ["## Verdict", ""]
+    cut, whole = (
+        (plan.get("settings") or {}).get("train_cut"),
+        (plan.get("counts") or {}).get("train"),
+    )
+    if cut and whole and cut < whole:
+        lines += [
+            f"**This answer is for {cut:,} training images:** the budget cut the training set "
+            f"from {whole:,}; with more images the ranking may change.",
+            "",
+        ]
     open_cells = [r for r in results if r.status == "pending"]
     if open_cells or plan.get("elapsed_minutes") is None:
         what = f"{len(open_cells)} of {len(results)} cells pending (marked below)"
@@ -92,6 +104,8 @@ def verdict_section(
             "",
         ]
     lines += [_verdict(found), ""]
+    if caveat := _training_length(found):
+        lines += [caveat, ""]
     if len({r.cell.get("size") for r in results}) > 1 and top:
         lines += [f"Recipes compared at the largest training-set size tried ({images(top)}).", ""]
     lines += ["Every recipe, best validation accuracy first:", "", *_recipe_table(top, found)]
@@ -136,6 +150,29 @@ def _verdict(found: list[CellResult]) -> str:
     return f"{head}\n\n{tail}"
 
 
+def _training_length(found: list[CellResult]) -> str | None:
+    """Said when the winner or its runner-up was still improving when its runs stopped."""
+    learning = [r for r in found[:2] if r.still_learning]
+    if not learning:
+        return None
+    who = " and ".join(f"{r.label} ({r.still_learning} of {len(r.done)} runs)" for r in learning)
+    return (
+        f"**Training length may decide this:** {who} still improved over the last quarter of "
+        "training, so the lead could be a training-length effect rather than the recipe. "
+        "Fix: more steps (study.min_steps) or a larger study.budget_minutes."
+    )
+
+
+def _converged(r: CellResult) -> str:
+    if not r.done:
+        return "—"
+    if r.still_learning:
+        return f"still learning ({r.still_learning}/{len(r.done)}): more steps may change this row"
+    if any(run.summary.get("converged") is None for run in r.done):
+        return "?" if r.steps else "—"  # no steps: a head fitted by scikit-learn
+    return "yes"
+
+
 def _seeds_phrase(a: CellResult, b: CellResult) -> str:
     na, nb = len(a.values(v.TEST)), len(b.values(v.TEST))
     return f"{na} seeds" if na == nb else f"{na} and {nb} seeds"
@@ -144,8 +181,8 @@ def _seeds_phrase(a: CellResult, b: CellResult) -> str:
 def _recipe_table(top: list[CellResult], found: list[CellResult]) -> list[str]:
     lines = [
         "| recipe | test acc (95% interval) | balanced acc | macro-F1 | val acc | ECE "
-        "| s/epoch | wall time | trainable params | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| s/epoch | wall time | trainable params | seeds | steps | converged |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in top:
         name = f"**{r.label}**" if found and r is found[0] else r.label
@@ -161,6 +198,8 @@ def _recipe_table(top: list[CellResult], found: list[CellResult]) -> list[str]:
             duration(r.spent_s) if r.spent_s else "—",
             params(r.trainable),
             _seed_state(r),
+            f"{r.steps:,}" if r.steps else "—",
+            _converged(r),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
@@ -168,7 +207,9 @@ def _recipe_table(top: list[CellResult], found: list[CellResult]) -> list[str]:
         "Balanced acc: the mean of the classes' test recalls; macro-F1: the mean of their "
         "F1 scores (both tell what accuracy hides on imbalanced classes). "
         "ECE: expected calibration error of the test predictions (15 bins, lower is "
-        "better). Wall time: every run of the recipe, its lr search included.",
+        "better). Wall time: every run of the recipe, its lr search included. Steps: optimizer "
+        "steps of a run (median). Converged: val accuracy no longer improving over the last "
+        "quarter of training, or stopped early; ? = too few validations to tell.",
     ]
     return lines
 

@@ -98,6 +98,33 @@ def _crossover_sentence(results: list[CellResult]) -> str:
     )
 
 
+def steps_section(results: list[CellResult]) -> str:
+    """Per cell: the optimizer steps a run was planned, the steps its runs took, converged."""
+    rows = []
+    for r in results:
+        planned = r.cell.get("steps")
+        learning = f"{r.still_learning} of {len(r.done)} still learning" if r.still_learning else ""
+        judged = [run.summary.get("converged") for run in r.done]
+        state = learning or ("yes" if judged and all(judged) else "—" if not r.done else "?")
+        rows.append(
+            f"| {r.label} | {size_text(r)} | {f'{planned:,}' if planned else '—'} "
+            f"| {f'{r.steps:,}' if r.steps else '—'} | {state} |"
+        )
+    return "\n".join(
+        [
+            "## Training per cell",
+            "",
+            "Every trained run gets at least study.min_steps optimizer steps, or stops earlier "
+            "when early stopping on validation says it converged. Converged: validation accuracy "
+            "no longer improving over the last quarter of the run; ? = too few validations.",
+            "",
+            "| recipe | training images | steps planned | steps run (median) | converged |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
 def plan_section(plan: dict) -> str:
     budget, elapsed = plan.get("budget_minutes"), plan.get("elapsed_minutes")
     if elapsed is None:

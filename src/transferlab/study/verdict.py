@@ -84,6 +84,17 @@ class CellResult:
         return self.stat(metric)[0]
 
     @property
+    def still_learning(self) -> int:
+        """Completed runs whose val/acc was still improving at the end (runs/convergence.py)."""
+        return sum(r.summary.get("converged") is False for r in self.done)
+
+    @property
+    def steps(self) -> int | None:
+        """Median optimizer steps of the completed runs (None: not recorded, or no training)."""
+        found = sorted(int(r.summary["steps"]) for r in self.done if r.summary.get("steps"))
+        return found[len(found) // 2] if found else None
+
+    @property
     def trainable(self) -> int | None:
         for run in self.done:
             count = (run.summary.get("params") or {}).get("trainable")
