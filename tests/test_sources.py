@@ -182,10 +182,21 @@ def test_every_data_config_builds_its_source(path, tmp_path):
     if OmegaConf.is_missing(cfg.data.source, "path"):  # data=hf
         pytest.importorskip("datasets")
         cfg.data.source.path = str(write_hf_digits(tmp_path / "hf", {"train": 10}))
+        cfg.data.source.image_column, cfg.data.source.label_column = "img", "digit"
     if OmegaConf.is_missing(cfg.data.source, "name"):  # data=torchvision
         write_cifar100(tmp_path)
         cfg.data.source.name = "CIFAR100"
-    keys = {"source", "image_size", "mean", "std", "num_workers", "pin_memory", "balance"}
+    keys = {
+        "source",
+        "image_size",
+        "mean",
+        "std",
+        "num_workers",
+        "pin_memory",
+        "balance",
+        "folds",
+        "fold",
+    }
     assert keys <= set(cfg.data)
     with md5_checks_skipped():
         source = instantiate(cfg.data.source)

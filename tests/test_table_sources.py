@@ -186,7 +186,7 @@ def _cifar100_files(tmp_path) -> FixtureFiles:
 
 
 def test_the_study_counts_a_csv_sets_splits(tmp_path):
-    from transferlab.study.runner import _counts
+    from transferlab.study.arms import split_counts
 
     file = write_digits_csv(tmp_path, _rows_with_splits())
     cfg = compose_cfg(
@@ -194,7 +194,7 @@ def test_the_study_counts_a_csv_sets_splits(tmp_path):
         ["data=csv", f"data.source.file={file}", "data.source.split_column=split"],
         tmp_path,
     )
-    counts = _counts(cfg)
+    counts = split_counts(cfg)
     assert (counts.train, counts.val, counts.test, counts.classes) == (36, 12, 12, 3)
 
 
