@@ -8,6 +8,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from tests.table_files import write_digits_csv, write_hf_digits
 from transferlab import defaults, heads
 from transferlab.cli import CONF_DIR
 from transferlab.data.transforms import Preprocess
@@ -42,6 +43,22 @@ NEEDS = {
 }
 
 
+def _table_source(option: str, tmp_path: Path) -> list[str]:
+    """data=csv, hf and torchvision name no set of their own: a tiny one each."""
+    if option == "csv":
+        rows = [(i, str(i % 2), None) for i in range(6)]
+        return [f"data.source.file={write_digits_csv(tmp_path / 'csv', rows)}"]
+    if option == "hf":
+        pytest.importorskip("datasets")
+        folder = write_hf_digits(tmp_path / "hf", {"train": 20})
+        columns = "data.source.image_column=img", "data.source.label_column=digit"
+        return [f"data.source.path={folder}", *columns]
+    return ["data.source.name=cifar10"]  # the datasets table knows its classes, no files
+
+
+TABLE_SOURCES = {"csv", "hf", "torchvision"}
+
+
 def test_every_group_has_options():
     found = {g for g, _ in OPTIONS}
     assert found >= set(GROUPS) - {"hparams_search"}
@@ -54,6 +71,8 @@ def test_option_composes_and_instantiates(group, option, cfg_factory, tmp_path):
         for cls in ("a", "b"):
             (tmp_path / cls).mkdir()
         overrides.append(NEEDS[(group, option)].format(tmp=tmp_path))
+    if group == "data" and option in TABLE_SOURCES:
+        overrides += _table_source(option, tmp_path)
     cfg = cfg_factory(*overrides)
     assert cfg.optimizer.lr == cfg.lr
     assert cfg.trainer.max_epochs == cfg.epochs

@@ -48,6 +48,8 @@ def test_compare_makes_a_row_per_run_and_a_column_per_varying_override(compared_
         "lr",
         "best val acc",
         "test acc",
+        "test balanced acc",
+        "test macro-F1",
         "test ece",
         "epochs",
         "converged",  # runs/convergence.py: 2 validations are too few to tell
@@ -64,6 +66,8 @@ def test_compare_makes_a_row_per_run_and_a_column_per_varying_override(compared_
         result = by_run[row["run"]]
         assert float(row["test acc"]) == pytest.approx(result["metrics"]["test/acc"])
         assert float(row["test ece"]) == pytest.approx(result["metrics"]["test/ece"])
+        balanced = result["metrics"]["test/balanced_acc"]
+        assert float(row["test balanced acc"]) == pytest.approx(balanced, abs=5e-5)
         assert float(row["best val acc"]) == pytest.approx(result["metrics"]["val/acc_best"])
         assert int(row["epochs"]) == 2 and row["converged"] == "?"
         assert int(row["trainable params"]) == result["params"]["trainable"]
@@ -76,7 +80,8 @@ def test_compare_sorts_by_the_optimized_metric_and_prints_the_same_table(compare
     best = [float(r["best val acc"]) for r in rows]
     assert best == sorted(best, reverse=True)
     markdown = (sweep / "report.md").read_text()
-    assert "| test acc | test ece |" in markdown and "test ece" in stdout
+    assert "| test acc | test balanced acc | test macro-F1 | test ece |" in markdown
+    assert "test ece" in stdout
     for row in rows:
         assert f"| {row['run']} | {row['optimizer']} | {row['lr']} |" in markdown
         assert row["run"] in stdout

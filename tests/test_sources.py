@@ -12,7 +12,8 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from tests.conftest import HALF
-from tests.torchvision_files import write_image_folder
+from tests.table_files import write_digits_csv, write_hf_digits
+from tests.torchvision_files import md5_checks_skipped, write_cifar100, write_image_folder
 from transferlab.cli import CONF_DIR
 from transferlab.data import Digits, ImageDataModule, ImageFolderSource, TorchvisionSource
 from transferlab.errors import UserError
@@ -176,9 +177,30 @@ def test_every_data_config_builds_its_source(path, tmp_path):
     cfg = OmegaConf.create({"paths": paths, "data": data})
     if OmegaConf.is_missing(cfg.data.source, "root"):
         cfg.data.source.root = str(tmp_path / "images")
-    assert {"source", "image_size", "mean", "std", "num_workers", "pin_memory"} <= set(cfg.data)
-    source = instantiate(cfg.data.source)
-    assert len(source.classes) >= 2 and source.channels in (1, 3)
+    if OmegaConf.is_missing(cfg.data.source, "file"):  # data=csv
+        cfg.data.source.file = str(write_digits_csv(tmp_path, [(0, "0", None), (1, "1", None)]))
+    if OmegaConf.is_missing(cfg.data.source, "path"):  # data=hf
+        pytest.importorskip("datasets")
+        cfg.data.source.path = str(write_hf_digits(tmp_path / "hf", {"train": 10}))
+        cfg.data.source.image_column, cfg.data.source.label_column = "img", "digit"
+    if OmegaConf.is_missing(cfg.data.source, "name"):  # data=torchvision
+        write_cifar100(tmp_path)
+        cfg.data.source.name = "CIFAR100"
+    keys = {
+        "source",
+        "image_size",
+        "mean",
+        "std",
+        "num_workers",
+        "pin_memory",
+        "balance",
+        "folds",
+        "fold",
+    }
+    assert keys <= set(cfg.data)
+    with md5_checks_skipped():
+        source = instantiate(cfg.data.source)
+        assert len(source.classes) >= 2 and source.channels in (1, 3)
 
 
 def test_a_source_named_by_an_older_checkpoint_still_instantiates():

@@ -169,7 +169,7 @@ def test_one_seed_gives_no_interval_and_says_so(tmp_path):
     assert "one seed, so no interval" in verdict
     assert "With one seed there is no interval" in verdict
     assert "wins clearly" not in verdict
-    assert "| **fine-tune, adam** | 97.0% | 98.0% |" in verdict
+    assert "| **fine-tune, adam** | 97.0% | — | — | 98.0% |" in verdict
 
 
 @pytest.mark.parametrize(
@@ -242,7 +242,7 @@ def test_a_partial_study_renders_and_marks_what_is_missing(tmp_path):
     verdict = section(page, "Verdict")
     assert "**Not finished:** 2 of 3 cells pending" in verdict
     assert "**Winner: fine-tune, adam**" in verdict and "only recipe with a finished run" in verdict
-    assert "| frozen features + SVM | — | — | — | — | — | — | pending |" in verdict
+    assert "| frozen features + SVM | — | — | — | — | — | — | — | — | pending |" in verdict
     assert "Skipped to fit the budget: scratch, adam." in verdict
     assert "| elapsed | not finished |" in section(page, "Plan")
     nothing = write_report(write_plan(tmp_path / "fresh", cells[1:])).read_text()
@@ -263,7 +263,7 @@ def test_final_runs_of_an_lr_grid_are_those_with_the_chosen_lr(tmp_path):
         write_run(tmp_path / "grid", searching, 0, acc, acc, lr=lr)
     page = write_report(write_plan(tmp_path / "grid", [searching])).read_text()
     assert "No recipe has a finished run yet" in page
-    assert "| fine-tune, adam | — | — | — | — | 60 s | — | pending |" in page
+    assert "| fine-tune, adam | — | — | — | — | — | — | 60 s | — | pending |" in page
 
 
 def sized_study(study: Path) -> Path:

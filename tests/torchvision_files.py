@@ -29,6 +29,10 @@ from scipy.io import savemat
 SEED = 0
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer"]
 CIFAR10_CLASSES += ["dog", "frog", "horse", "ship", "truck"]
+STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer"]
+STL10_CLASSES += ["dog", "horse", "monkey", "ship", "truck"]
+EUROSAT_CLASSES = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial"]
+EUROSAT_CLASSES += ["Pasture", "PermanentCrop", "Residential", "River", "SeaLake"]
 FLOWER_CLASSES = (1, 2, 51, 102)  # of 1..102: the first, the last and one between have images
 HUB_WEIGHTS = {
     "alexnet": (torchvision.models.alexnet, torchvision.models.AlexNet_Weights.IMAGENET1K_V1),
@@ -81,6 +85,53 @@ def write_cifar10(data_dir: Path, train_per_class: int = 10, test_per_class: int
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
     meta = {"label_names": CIFAR10_CLASSES, "num_cases_per_batch": len(batches[0]), "num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+def write_cifar100(data_dir: Path, train_per_class: int = 10, test_per_class: int = 2) -> Path:
+    """`cifar-100-python/`: `train`, `test` ("fine_labels" of 100 classes) and `meta`."""
+    folder = Path(data_dir) / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(SEED + 4)
+    for name, per_class in (("train", train_per_class), ("test", test_per_class)):
+        labels = _labels(100, per_class, rng)
+        images = _patterned(labels % 10, (3, 32, 32), rng).reshape(len(labels), 3072)
+        batch = {"fine_labels": labels.tolist(), "coarse_labels": (labels // 5).tolist()}
+        batch |= {"data": images, "filenames": [f"{name}_{i}.png" for i in range(len(labels))]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {"fine_label_names": [f"class_{i:02d}" for i in range(100)]}
+    meta["coarse_label_names"] = [f"super_{i:02d}" for i in range(20)]
+    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+def write_stl10(data_dir: Path, train_per_class: int = 10, test_per_class: int = 2) -> Path:
+    """`stl10_binary/`: `{train,test}_X.bin` (N x 3 x 96 x 96 uint8, column-major images),
+    `{train,test}_y.bin` (labels 1..10), `class_names.txt`, an empty `unlabeled_X.bin`."""
+    folder = Path(data_dir) / "stl10_binary"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(SEED + 5)
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        labels = _labels(10, per_class, rng)
+        images = _patterned(labels, (3, 96, 96), rng).transpose(0, 1, 3, 2)  # STL's own order
+        (folder / f"{split}_X.bin").write_bytes(np.ascontiguousarray(images).tobytes())
+        (folder / f"{split}_y.bin").write_bytes((labels + 1).astype(np.uint8).tobytes())
+    (folder / "unlabeled_X.bin").write_bytes(b"")
+    (folder / "class_names.txt").write_text("\n".join(STL10_CLASSES) + "\n")
+    return folder
+
+
+def write_eurosat(data_dir: Path, per_class: int = 10) -> Path:
+    """`eurosat/2750/<class>/<class>_<i>.jpg`: 64 px RGB JPEGs, one set with no splits."""
+    folder = Path(data_dir) / "eurosat" / "2750"
+    rng = np.random.default_rng(SEED + 6)
+    labels = np.repeat(np.arange(10), per_class)
+    for i, (label, pixels) in enumerate(
+        zip(labels, _patterned(labels, (3, 64, 64), rng), strict=True)
+    ):
+        (folder / EUROSAT_CLASSES[label]).mkdir(parents=True, exist_ok=True)
+        image = Image.fromarray(pixels.transpose(1, 2, 0))
+        image.save(folder / EUROSAT_CLASSES[label] / f"{EUROSAT_CLASSES[label]}_{i}.jpg")
     return folder
 
 
@@ -207,8 +258,9 @@ def _exists(fpath: str | os.PathLike, md5: str | None = None) -> bool:
 
 @contextlib.contextmanager
 def md5_checks_skipped() -> Iterator[None]:
-    """torchvision's CIFAR-10, SVHN and Flowers-102 accept files whatever their md5 sum."""
-    modules = ("cifar", "svhn", "flowers102")
+    """torchvision's CIFAR-10/100, STL-10, SVHN and Flowers-102 accept files whatever their
+    md5 sum."""
+    modules = ("cifar", "stl10", "svhn", "flowers102")
     with contextlib.ExitStack() as stack:
         for name in modules:
             target = f"torchvision.datasets.{name}.check_integrity"

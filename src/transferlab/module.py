@@ -10,10 +10,12 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from torch import nn
+from torch.nn import functional as F
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from transferlab import defaults, heads, lr_schedules, modes
+from transferlab.data.balance import class_weights
 from transferlab.data.transforms import Preprocess
 from transferlab.distill import Teacher, distillation_loss
 from transferlab.errors import UserError
@@ -89,6 +91,7 @@ class ClassifierModule(L.LightningModule):
         if model.get("channels_last"):
             self.net.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.register_buffer("class_weights", None, persistent=False)  # set in setup()
         self.metrics = StageMetrics(num_classes, calibrated=heads.of(head).calibrated)
         if distill:  # the teacher's accuracy on the student's test split, for the summary
             self.teacher_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -148,6 +151,10 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)  # y may be soft (MixUp/CutMix): class probabilities
+        if stage == "train" and self.class_weights is not None:  # data.balance=weights
+            loss = F.cross_entropy(
+                logits, y, self.class_weights, label_smoothing=self.hparams.label_smoothing
+            )
         if self.teacher is not None and stage != "val":
             loss = self._with_teacher(x, y, logits, loss, stage)
         if y.is_floating_point():
@@ -185,6 +192,11 @@ class ClassifierModule(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and (self.hparams.get("data") or {}).get("balance") == "weights":
+            labels = self.trainer.datamodule.train_labels()
+            self.class_weights = class_weights(labels, self.hparams.num_classes).to(self.device)
 
     def on_train_start(self) -> None:
         # The sanity check's validation must not count as the best epoch (unless resuming).

@@ -125,6 +125,7 @@ def build_datamodule(
         num_workers=data_cfg.get("num_workers", "auto"),
         pin_memory=data_cfg.get("pin_memory", "auto"),
         seed=seed,
+        balance=data_cfg.get("balance", "none"),
         folds=data_cfg.get("folds", 5),
         fold=data_cfg.get("fold"),
         jpeg_draft=data_cfg.get("jpeg_draft", True),

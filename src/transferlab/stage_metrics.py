@@ -1,14 +1,20 @@
-"""What each stage (train, val, test) measures: loss, accuracy, top-5 accuracy and
-calibration error, under the metric names of shared/DESIGN.md (`val/acc`, `test/ece`...)."""
+"""What each stage (train, val, test) measures: loss, accuracy, top-5 accuracy, balanced
+accuracy and macro-F1 (val and test) and calibration error, under the metric names of
+shared/DESIGN.md (`val/acc`, `test/balanced_acc`, `test/ece`...)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torchmetrics import MeanMetric, Metric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassF1Score,
+)
 
 STAGES = ("train", "val", "test")
+MACRO = (("balanced_acc", MulticlassAccuracy), ("macro_f1", MulticlassF1Score))
 
 
 class StageMetrics(nn.Module):
@@ -37,6 +43,10 @@ class StageMetrics(nn.Module):
             if calibrated
             else {}
         )
+        # Micro accuracy rewards "always the big class"; balanced accuracy and macro-F1 don't.
+        self.class_means = nn.ModuleDict(
+            {f"{s}_{n}": m(num_classes, average="macro") for s in STAGES[1:] for n, m in MACRO}
+        )
 
     def update(
         self, stage: str, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor
@@ -51,6 +61,9 @@ class StageMetrics(nn.Module):
         if key in self.acc5:
             self.acc5[key](logits, y)
             logged[f"{stage}/acc_top5"] = (self.acc5[key], False)
+        for name, _ in MACRO if stage != "train" else ():
+            self.class_means[key + name](logits, y)
+            logged[f"{stage}/{name}"] = (self.class_means[key + name], False)
         if key in self.ece:
             # in float32: half-precision logits (precision=16-mixed) would round the confidences
             self.ece[key](logits.float().softmax(dim=1), y)

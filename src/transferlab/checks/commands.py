@@ -25,6 +25,7 @@ def validate_train(cfg: DictConfig) -> None:
     model.weights_exist(cfg.model.get("weights"))
     model.known_name(cfg.model)
     data.image_folder(cfg.data)
+    data.source_keys(cfg.data)
     data.folds(cfg.data)
     if not (cfg.get("features") or {}).get("layers"):
         # features read from inner layers take smaller images than the full net
@@ -54,6 +55,7 @@ def validate_eval(cfg: DictConfig) -> None:
     ckpt, header = checkpoint(cfg)
     if cfg.get("data"):
         data.image_folder(cfg.data)
+        data.source_keys(cfg.data)
         have = data.class_count(cfg.data)
         want = header.hparams.get("num_classes") if header else None
         if have is not None and want is not None and have != want:

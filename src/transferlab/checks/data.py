@@ -1,5 +1,5 @@
 """Checks of the data group: the image folder exists and holds classes, class counts fit,
-the cross-validation fold is one of the folds."""
+a source's required keys are given, the cross-validation fold is one of the folds."""
 
 from __future__ import annotations
 
@@ -97,6 +97,32 @@ def image_folder(data: DictConfig) -> None:
     for name in classes:
         if not any(is_image(p) for p in (tree / name).rglob("*")):  # stops at the first
             raise no_images(tree / name)
+
+
+# What a source's required key (??? in its config) is, for the message that asks for it.
+_REQUIRED = {
+    "file": "the CSV of images, e.g. data.source.file=/data/pets/labels.csv",
+    "path": "a dataset saved with save_to_disk, or a Hub name in the local cache, e.g. "
+    "data.source.path=/data/beans",
+    "name": "a torchvision classification set, e.g. data.source.name=CIFAR100",
+}
+BALANCE = ("none", "weights", "sampler")
+
+
+def source_keys(data: DictConfig) -> None:
+    """Every key a source needs has a value; `data.balance` is one of BALANCE."""
+    source = data.get("source") or {}
+    for key, what in _REQUIRED.items():
+        if OmegaConf.is_config(source) and OmegaConf.is_missing(source, key):
+            raise UserError(
+                f"This data config needs data.source.{key}, which has no default. Fix: give {what}."
+            )
+    if (balance := data.get("balance", "none")) not in BALANCE:
+        raise UserError(
+            f"data.balance={balance!r} is not one of {', '.join(BALANCE)}. Fix: "
+            "data.balance=weights (class-weighted loss) or data.balance=sampler (each class "
+            "drawn equally often), or none."
+        )
 
 
 def other_class_count(want: int, data: str, have: int, ckpt: Path) -> UserError:

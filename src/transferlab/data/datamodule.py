@@ -17,6 +17,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from transferlab.checks.augmentation import check_augmentation
+from transferlab.data import balance as balancing
 from transferlab.data.folds import cross_validation_split
 from transferlab.data.image_folder import with_draft_size
 from transferlab.data.memory import collate, in_memory
@@ -52,12 +53,20 @@ class EpochShuffle(Sampler[int]):
 
     A resumed run sees the same order (Lightning calls `set_epoch` before each epoch).
     Under DDP every rank gets the same number of indices (the permutation wraps around),
-    so no rank waits at a gradient all-reduce that others never reach.
+    so no rank waits at a gradient all-reduce that others never reach. With `weights`
+    (data.balance=sampler) the epoch is `size` draws with replacement in those proportions.
     """
 
-    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        weights: torch.Tensor | None = None,
+    ) -> None:
         self.size, self.seed, self.epoch = size, seed, 0
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.weights = rank, world_size, weights
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -67,7 +76,10 @@ class EpochShuffle(Sampler[int]):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()
+        if self.weights is None:
+            order = torch.randperm(self.size, generator=generator).tolist()
+        else:
+            order = torch.multinomial(self.weights, self.size, True, generator=generator).tolist()
         order += order[: len(self) * self.world_size - self.size]
         return iter(order[self.rank :: self.world_size])
 
@@ -113,11 +125,13 @@ class ImageDataModule(LightningDataModule):
         num_workers: int | str = "auto",
         pin_memory: bool | str = "auto",
         seed: int = 42,
+        balance: str = "none",
         folds: int = 5,
         fold: int | None = None,
         jpeg_draft: bool = True,
     ) -> None:
         super().__init__()
+        self.balance = balancing.check(balance)
         self.source, self.preprocess = source, preprocess
         self.augmentation = dict(augmentation) if augmentation else None
         self.batch_size, self.seed = batch_size, seed
@@ -185,9 +199,19 @@ class ImageDataModule(LightningDataModule):
         train = self.trainer is not None and self.trainer.training
         return self.prepare_batch(images, labels, train)
 
+    def train_labels(self) -> torch.Tensor:
+        """The training split's labels, in order (class weights and the balanced sampler)."""
+        self.setup()
+        return balancing.split_labels(self.train_set)
+
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        sampler = EpochShuffle(len(self.train_set), self.seed, *rank_and_world(self.trainer))
+        weights = None
+        if self.balance == "sampler":
+            weights = balancing.draw_weights(self.train_labels())
+        sampler = EpochShuffle(
+            len(self.train_set), self.seed, *rank_and_world(self.trainer), weights=weights
+        )
         return self._loader("train_set", sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:

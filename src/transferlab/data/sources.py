@@ -4,13 +4,14 @@ A source is built by Hydra from `data.source` and answers `classes`, `channels` 
 `image_size` without loading anything; `splits(seed)` returns datasets of
 `(image, label)` with the image a PIL image or a uint8 CxHxW tensor. The sources
 themselves: `digits.Digits`, `torchvision_sets.TorchvisionSource`,
-`image_folder.ImageFolderSource` and `packaged.Mnist`.
+`image_folder.ImageFolderSource`, `csv_table.CsvSource`, `hf_datasets.HuggingFaceSource`
+and `packaged.Mnist`.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -68,6 +69,33 @@ def _carve(
             "data.source.val_fraction / data.source.test_fraction."
         ) from e
     return np.sort(kept), np.sort(carved)
+
+
+# What datasets call their splits (HF's "validation", Kaggle's "valid"...), as ours.
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+
+def split_names(where: object, key: str | None) -> Callable[[str], str]:
+    """A function naming a split value ours (train, val, test), or refusing an unknown one."""
+
+    def name(value: str) -> str:
+        if (ours := SPLIT_NAMES.get(value.strip().lower())) is None:
+            raise UserError(
+                f"{where}: split {value!r} (in {key!r}) is none of train, val or test. Fix: "
+                f"name splits {', '.join(sorted(SPLIT_NAMES))}, or drop those rows."
+            )
+        return ours
+
+    return name
 
 
 class TensorImages(Dataset):

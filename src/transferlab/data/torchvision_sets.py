@@ -1,18 +1,24 @@
-"""torchvision's downloadable sets (mnist, fashion_mnist, cifar10, svhn, flowers102).
+"""torchvision's classification sets: any of them by its class name (`CIFAR100`, `STL10`,
+`EuroSAT`, `DTD`...), and five with shortcuts of their own (mnist, fashion_mnist, cifar10,
+svhn, flowers102).
 
-Offline by default: a set that is not on disk is a UserError saying where its files go,
-and a download without network fails within seconds instead of hanging.
+Each set keeps its own split convention: a `train=True/False` pair, or the `split=` values
+it accepts (train or trainval, val, test); a split it lacks is carved from train,
+stratified and seeded. Offline by default: a set that is not on disk is a UserError saying
+where its files go, and a download without network fails within seconds instead of hanging.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torchvision
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 
@@ -26,7 +32,7 @@ from transferlab.errors import UserError
 class _Torchvision:
     cls: type
     subfolder: str  # where torchvision keeps the files, relative to our root
-    splits: dict[str, dict[str, Any]]  # our split name -> constructor keywords
+    splits: dict[str, dict[str, Any]] | None  # ours -> constructor keywords; None: ask the set
     nested: bool = False  # torchvision writes straight into root: give it a folder of its own
 
 
@@ -52,10 +58,11 @@ def torchvision_files(dataset: Dataset) -> list[Path] | None:
     an unrelated file there changes the answer too, which only costs a recomputation.
     """
     spec = next((s for s in _TORCHVISION.values() if type(dataset) is s.cls), None)
-    if spec is None:
+    if spec is None and not isinstance(dataset, datasets.VisionDataset):
         return None
     root = Path(dataset.root)
-    folder = root if spec.nested else root / spec.subfolder
+    # Any other set: its whole root, since where it keeps its files is its own business.
+    folder = root if spec is None or spec.nested else root / spec.subfolder
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
@@ -71,10 +78,10 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
 
 
 class TorchvisionSource:
-    """A torchvision dataset (mnist, fashion_mnist, cifar10, svhn, flowers102) under `root`.
+    """A torchvision classification set under `root`: a shortcut name or a class name.
 
-    Uses the dataset's own test split (and Flowers102's own val split); val is otherwise a
-    stratified, seeded `val_fraction` of train.
+    Uses the set's own splits (Flowers102's and DTD's val too); a missing val is a
+    stratified, seeded `val_fraction` of train, a missing test (EuroSAT) `test_fraction`.
     """
 
     download_timeout_s = 5.0
@@ -85,59 +92,100 @@ class TorchvisionSource:
         root: str | Path,
         download: bool = False,
         val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
         limit: int | None = None,
         shots: int | None = None,
         eval_limit: int | None = None,
     ) -> None:
-        if name not in _TORCHVISION:
-            raise UserError(
-                f"Unknown torchvision dataset name={name!r}. Fix: use one of "
-                f"{', '.join(_TORCHVISION)} (or data=image_folder for your own images)."
-            )
         self.name, self.root = name, Path(root).expanduser()
-        self.download, self.val_fraction = download, val_fraction
+        self.spec = _TORCHVISION.get(name) or _any_set(name)
+        self.row = DATASETS.get(name)  # None: a set the table does not know, read to learn
+        self.download, self.val_fraction, self.test_fraction = download, val_fraction, test_fraction
         self.limit, self.shots, self.eval_limit = limit, shots, eval_limit
-        spec = _TORCHVISION[name]
-        row = DATASETS[name]
-        self.classes = list(row.classes or spec.cls.classes)
-        self.channels, self.image_size = row.channels, row.native_size
+        self._loaded: dict[str, Dataset] = {}
+
+    @property
+    def classes(self) -> list[str]:
+        if self.row and self.row.classes:
+            return list(self.row.classes)
+        if isinstance(name_list := getattr(self.spec.cls, "classes", None), (list, tuple)):
+            return list(name_list)
+        train = self._load("train")
+        if names := getattr(train, "classes", None):
+            return [str(n) for n in names]
+        return [str(i) for i in range(max(labels_of(train)) + 1)]  # a set naming none
+
+    @property
+    def channels(self) -> int:
+        if self.row and self.row.channels:
+            return self.row.channels
+        image = self._load("train")[0][0]
+        return 1 if getattr(image, "mode", "RGB") in ("L", "1", "I", "I;16", "F") else 3
+
+    @property
+    def image_size(self) -> int | None:
+        return self.row.native_size if self.row else None
 
     @property
     def folder(self) -> Path:
         """The folder that holds the dataset's files once it is on disk."""
-        return self.root / _TORCHVISION[self.name].subfolder
+        return self.root / self.spec.subfolder
 
     def prepare(self) -> None:
         """Check the files are on disk, downloading them first when `download` is true."""
-        for split in _TORCHVISION[self.name].splits:
+        for split in self._split_kwargs():
             self._load(split, download=self.download)
 
     def splits(self, seed: int) -> Splits:
-        spec = _TORCHVISION[self.name]
-        train, test = self._load("train"), self._load("test")
-        if "val" in spec.splits:
-            return cut(
-                (train, self._load("val"), test), self.limit, self.shots, seed, self.eval_limit
-            )
-        labels = labels_of(train)
-        train_idx, val_idx, _ = stratified_split(labels, self.val_fraction, 0.0, seed)
-        splits = Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist()), test
+        have = self._split_kwargs()
+        train = self._load("train")
+        val_fraction = 0.0 if "val" in have else self.val_fraction
+        test_fraction = 0.0 if "test" in have else self.test_fraction
+        idx = stratified_split(labels_of(train), val_fraction, test_fraction, seed)
+        carved = [Subset(train, ix.tolist()) for ix in idx]
+        splits = (
+            carved[0] if val_fraction or test_fraction else train,
+            self._load("val") if "val" in have else carved[1],
+            self._load("test") if "test" in have else carved[2],
+        )
         return cut(splits, self.limit, self.shots, seed, self.eval_limit)
 
+    def _split_kwargs(self) -> dict[str, dict[str, Any]]:
+        """Our split name -> the constructor keywords that select it (the set's own names)."""
+        if self.spec.splits is not None:
+            return self.spec.splits
+        params = inspect.signature(self.spec.cls).parameters
+        if "train" in params:
+            return _TRAIN_TEST
+        if "split" not in params:
+            return {"train": {}}  # one set of images (EuroSAT): val and test are carved
+        found = {}
+        for ours, theirs in _SPLIT_VALUES.items():
+            for value in theirs:
+                if _accepts(self.spec.cls, "split", value):
+                    found[ours] = {"split": value}
+                    break
+        return found
+
     def _load(self, split: str, download: bool = False) -> Dataset:
-        spec = _TORCHVISION[self.name]
-        root = self.folder if spec.nested else self.root
-        if not download:
-            try:
-                return spec.cls(root=str(root), download=False, **spec.splits[split])
-            except RuntimeError as e:  # torchvision's "Dataset not found or corrupted"
-                raise UserError(self._missing("is not on disk (download=false)")) from e
+        if split in self._loaded and not download:
+            return self._loaded[split]
+        spec = self.spec
+        kwargs = {"root": str(self.folder if spec.nested else self.root)}
+        kwargs |= self._split_kwargs()[split]
+        if "download" in inspect.signature(spec.cls).parameters:  # ImageNet has none
+            kwargs["download"] = download
         try:
             with _socket_timeout(self.download_timeout_s):
-                return spec.cls(root=str(root), download=True, **spec.splits[split])
-        except (OSError, RuntimeError) as e:  # URLError and socket timeouts are OSErrors
-            why = " ".join(str(e).split())  # torchvision's message spans lines
-            raise UserError(self._missing(f"could not be downloaded ({why})")) from e
+                found = spec.cls(**kwargs)
+        except RuntimeError as e:  # torchvision's "Dataset not found or corrupted"
+            if not download:
+                raise UserError(self._missing("is not on disk (download=false)")) from e
+            raise UserError(self._missing(f"could not be downloaded ({_one_line(e)})")) from e
+        except OSError as e:  # URLError and socket timeouts are OSErrors
+            raise UserError(self._missing(f"could not be downloaded ({_one_line(e)})")) from e
+        self._loaded[split] = found
+        return found
 
     def _missing(self, why: str) -> str:
         return (
@@ -145,3 +193,35 @@ class TorchvisionSource:
             "with data.source.download=true on a machine with internet, then copy that folder "
             "here, or set paths.data_dir= to the folder that already holds it."
         )
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())  # torchvision's messages span lines
+
+
+# What sets call the splits we use, in order of preference (OxfordIIITPet: trainval).
+_SPLIT_VALUES = {"train": ("train", "trainval"), "val": ("val", "valid"), "test": ("test",)}
+
+
+def _accepts(cls: type, key: str, value: str) -> bool:
+    """Whether the set takes `key=value`: torchvision checks the value before any file."""
+    try:
+        cls(root="/nonexistent", download=False, **{key: value})
+    except ValueError:  # verify_str_arg: not one of the set's values
+        return False
+    except Exception:  # it got past the check and then found no files
+        return True
+    return True
+
+
+def _any_set(name: str) -> _Torchvision:
+    """A torchvision dataset class by name; classes, channels and splits found on loading."""
+    cls = getattr(torchvision.datasets, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, datasets.VisionDataset)):
+        raise UserError(
+            f"Unknown torchvision dataset name={name!r}. Fix: a shortcut ("
+            f"{', '.join(_TORCHVISION)}) or a torchvision.datasets class name as it is "
+            "spelled there, e.g. CIFAR100, STL10, EuroSAT, DTD, Food101, OxfordIIITPet "
+            "(or data=image_folder for your own images)."
+        )
+    return _Torchvision(cls, "", None)

@@ -26,13 +26,17 @@ from transferlab.errors import UserError
 log = logging.getLogger("transferlab")
 
 
-def estimator(head: Mapping, seed: int):
-    """The scikit-learn classifier a head fitted by scikit-learn (heads.HEADS) configures."""
+def estimator(head: Mapping, seed: int, balanced: bool = False):
+    """The scikit-learn classifier a head fitted by scikit-learn (heads.HEADS) configures;
+    `balanced` (data.balance=weights|sampler) weighs classes as class_weight="balanced"."""
     C, max_iter = float(head.get("C", 1.0)), int(head.get("max_iter", 1000))
     if C <= 0:
         raise UserError(f"head.C={C} must be positive (inverse regularisation), e.g. head.C=1.0.")
     module, name = heads.get(head["name"]).estimator.split(":")
-    return getattr(importlib.import_module(module), name)(C=C, max_iter=max_iter, random_state=seed)
+    weights = "balanced" if balanced else None
+    return getattr(importlib.import_module(module), name)(
+        C=C, max_iter=max_iter, random_state=seed, class_weight=weights
+    )
 
 
 def linear_layer(head: nn.Module) -> nn.Linear:
@@ -48,7 +52,12 @@ def linear_layer(head: nn.Module) -> nn.Linear:
 
 
 def fit_head(
-    head: nn.Module, cfg: Mapping, features: torch.Tensor, labels: torch.Tensor, seed: int
+    head: nn.Module,
+    cfg: Mapping,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int,
+    balanced: bool = False,
 ) -> float:
     """Fit `cfg` (head=svm|logreg) on the features and copy it into `head`; returns train acc."""
     layer = linear_layer(head)
@@ -68,7 +77,7 @@ def fit_head(
             layer.out_features,
         )
     scaler = StandardScaler() if cfg.get("standardize", True) else None
-    clf = estimator(cfg, seed)
+    clf = estimator(cfg, seed, balanced)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

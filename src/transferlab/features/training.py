@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from transferlab import defaults, heads, modes
 from transferlab.checks.augmentation import augmentation_active
+from transferlab.data.balance import draw_weights
 from transferlab.data.datamodule import EpochShuffle, ImageDataModule, Shard, rank_and_world
 from transferlab.errors import UserError
 from transferlab.features import cache as cache_io
@@ -107,11 +108,13 @@ def cached_datamodule(
         images.prepare_data()
     images.setup()
     splits = {s: split_features(cfg, module, images, s, cache) for s in SPLITS}
+    balance = cfg.data.get("balance", "none")
     if fits_head(cfg):
-        fit_head(module.net.head, module.hparams["head"], *splits["train"], seed=cfg.seed)
+        head = module.hparams["head"]
+        fit_head(module.net.head, head, *splits["train"], cfg.seed, balance != "none")
         # Its training_step returns None on purpose: nothing is left to optimise.
         warnings.filterwarnings("ignore", message="`training_step` returned `None`")
-    return FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed)
+    return FeatureDataModule(splits, batch_size=cfg.batch_size, seed=cfg.seed, balance=balance)
 
 
 def feature_cache(
@@ -204,14 +207,24 @@ class FeatureDataModule(L.LightningDataModule):
     """(features, label) batches of each split; train shuffled per (seed, epoch) like images."""
 
     def __init__(
-        self, splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]], batch_size: int, seed: int
+        self,
+        splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+        batch_size: int,
+        seed: int,
+        balance: str = "none",
     ) -> None:
         super().__init__()
         self.sets = {split: TensorDataset(*tensors) for split, tensors in splits.items()}
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size, self.seed, self.balance = batch_size, seed, balance
+
+    def train_labels(self) -> torch.Tensor:
+        return self.sets["train"].tensors[1]
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochShuffle(len(self.sets["train"]), self.seed, *rank_and_world(self.trainer))
+        weights = draw_weights(self.train_labels()) if self.balance == "sampler" else None
+        sampler = EpochShuffle(
+            len(self.sets["train"]), self.seed, *rank_and_world(self.trainer), weights=weights
+        )
         return DataLoader(self.sets["train"], batch_size=self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:

@@ -29,6 +29,8 @@ SEED_CAPTION = (
     "error, lower is better) as mean ± std where the runs log it; ★ marks the best row only "
     "where its interval lies above every other row's."
 )
+# Shown beside accuracy where the runs logged them (imbalanced classes; older runs did not).
+CLASS_MEANS = {"test balanced acc": "test/balanced_acc", "test macro-F1": "test/macro_f1"}
 PLOTS = {"val_acc.png": "val/acc", "train_loss.png": "train/loss", "test_acc.png": "test/acc"}
 
 
@@ -58,6 +60,7 @@ def rows(runs: list[Run], keys: list[str], metric: str) -> pd.DataFrame:
     """The report: a row per run, override columns, then the results."""
     records = []
     calibrated = any(CALIBRATION in r.metrics for r in runs)  # older runs did not log it
+    means = {c: m for c, m in CLASS_MEANS.items() if any(m in r.metrics for r in runs)}
     judged = any("converged" in r.summary for r in runs)  # runs/convergence.py; older: none
     for run in runs:
         history, metrics = run.history, run.metrics
@@ -69,13 +72,14 @@ def rows(runs: list[Run], keys: list[str], metric: str) -> pd.DataFrame:
         record |= {
             "best val acc": best_val,
             "test acc": metrics.get("test/acc"),
+            **{column: metrics.get(metric) for column, metric in means.items()},
             **({"test ece": metrics.get(CALIBRATION)} if calibrated else {}),
             "epochs": run.summary.get("epochs"),
             **({"converged": _converged(run.summary)} if judged else {}),
             "trainable params": (run.summary.get("params") or {}).get("trainable"),
             "s/epoch": epoch_s,
         }
-        if metric not in ("val/acc_best", "test/acc", CALIBRATION):
+        if metric not in ("val/acc_best", "test/acc", CALIBRATION, *means.values()):
             record[metric] = metrics.get(metric)
         record["status"] = run.summary.get("status", "unknown")
         record["error"] = run.summary.get("error") or ""

@@ -19,6 +19,8 @@ SEED = "seed"
 REPLICATES = (SEED, "data.fold")
 WINNER = "winner"
 CALIBRATION = "test/ece"  # shown beside accuracy where the runs logged it
+# Imbalanced classes: shown beside accuracy where the runs logged them
+CLASS_MEANS = ("test/balanced_acc", "test/macro_f1")
 
 
 def interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
@@ -38,16 +40,18 @@ def seed_groups(runs: Sequence, keys: Sequence[str], metric: str = "test/acc") -
     """A row per configuration (the varying `keys` but seed), best mean `metric` first.
 
     Columns: the keys, n (completed runs), failed, then mean/std/ci95 low/high of `metric`,
-    of val/acc_best and (where any run logged it) of test/ece, median seconds per epoch, `still
-    learning` (completed runs not converged) and `winner` (True on at most one row).
+    of val/acc_best and (where any run logged them) of CLASS_MEANS and test/ece, median
+    seconds per epoch, `still learning` (completed runs not converged) and `winner` (True on
+    at most one row).
     """
     config_keys = [k for k in keys if k not in REPLICATES]
     groups: dict[tuple, list] = {}
     for run in runs:
         groups.setdefault(tuple(run.setting(k) for k in config_keys), []).append(run)
     measured = [metric, "val/acc_best"]
-    if any(CALIBRATION in r.metrics for r in runs):
-        measured.append(CALIBRATION)
+    for extra in (*CLASS_MEANS, CALIBRATION):
+        if any(extra in r.metrics for r in runs):
+            measured.append(extra)
     records = []
     for values, members in groups.items():
         done = [r for r in members if r.completed]
@@ -97,9 +101,10 @@ def formatted_groups(frame: pd.DataFrame, metric: str = "test/acc") -> pd.DataFr
             "" if math.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]"
             for lo, hi in zip(frame[f"{name} ci95 low"], frame[f"{name} ci95 high"], strict=True)
         ]
-    if f"{CALIBRATION} mean" in frame and metric != CALIBRATION:
-        ece = zip(frame[f"{CALIBRATION} mean"], frame[f"{CALIBRATION} std"], strict=True)
-        out[CALIBRATION] = [_pm(m, s) for m, s in ece]
+    for extra in (*CLASS_MEANS, CALIBRATION):
+        if f"{extra} mean" in frame and extra != metric:
+            pairs = zip(frame[f"{extra} mean"], frame[f"{extra} std"], strict=True)
+            out[extra] = [_pm(m, s) for m, s in pairs]
     out["s/epoch"] = ["" if math.isnan(v) else f"{v:.2f}" for v in frame["s/epoch"]]
     if frame["still learning"].any():  # runs whose val/acc was still climbing at the end
         pairs = zip(frame["still learning"], frame["n"], strict=True)

@@ -21,7 +21,8 @@ Series = tuple[str, Sequence[tuple[float, float]]]
 
 class RunPlots(Callback):
     """Saves plots/accuracy.png, plots/loss.png and plots/lr.png after fitting, and after
-    testing plots/confusion_matrix.png with its counts in plots/confusion_matrix.csv."""
+    testing plots/confusion_matrix.png with its counts in plots/confusion_matrix.csv and
+    each class's precision, recall, F1 and support in plots/per_class.csv."""
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
@@ -70,6 +71,7 @@ class RunPlots(Callback):
         if trainer.is_global_zero:
             classes = pl_module.hparams.get("classes") or [str(i) for i in range(len(confusion))]
             save_confusion(confusion, [str(c) for c in classes], self.dirpath)
+            save_per_class(confusion, [str(c) for c in classes], self.dirpath / "per_class.csv")
 
 
 def lr_series(metrics_csv: Path) -> list[Series]:
@@ -144,6 +146,25 @@ def save_bars(values: Mapping[str, float], path: Path, title: str, xlabel: str) 
     ax.set(title=title, xlabel=xlabel, xlim=(0, max([1.0, *heights]) * 1.12))
     ax.grid(axis="x", alpha=0.3)
     _save(fig, path)
+
+
+def save_per_class(confusion: torch.Tensor, classes: list[str], path: Path) -> None:
+    """Per class name (rows = true class): test precision, recall, F1 and support, as CSV.
+
+    A class never predicted has precision 0 (sklearn's zero_division=0), as torchmetrics
+    counts it in macro-F1.
+    """
+    confusion = confusion.double()
+    hits, predicted, support = confusion.diag(), confusion.sum(0), confusion.sum(1)
+    precision = hits / predicted.clamp(min=1)
+    recall = hits / support.clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class", "precision", "recall", "f1", "support"])
+        for row in zip(classes, precision, recall, f1, support.long(), strict=True):
+            writer.writerow([row[0], *(f"{float(v):.4f}" for v in row[1:4]), int(row[4])])
 
 
 def save_confusion(confusion: torch.Tensor, classes: list[str], dirpath: Path) -> None:

@@ -180,9 +180,9 @@ def _seeds_phrase(a: CellResult, b: CellResult) -> str:
 
 def _recipe_table(top: list[CellResult], found: list[CellResult]) -> list[str]:
     lines = [
-        "| recipe | test acc (95% interval) | val acc | ECE | s/epoch | wall time "
-        "| trainable params | seeds | steps | converged |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| recipe | test acc (95% interval) | balanced acc | macro-F1 | val acc | ECE "
+        "| s/epoch | wall time | trainable params | seeds | steps | converged |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in top:
         name = f"**{r.label}**" if found and r is found[0] else r.label
@@ -190,6 +190,8 @@ def _recipe_table(top: list[CellResult], found: list[CellResult]) -> list[str]:
         cells = [
             name,
             pct(*acc_interval(r)),
+            pct(r.mean("test/balanced_acc")),
+            number(r.mean("test/macro_f1"), ".3f"),
             pct(r.mean(v.PICK)),
             number(r.mean("test/ece"), ".3f"),
             number(epoch_s, ".1f"),
@@ -202,6 +204,8 @@ def _recipe_table(top: list[CellResult], found: list[CellResult]) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
+        "Balanced acc: the mean of the classes' test recalls; macro-F1: the mean of their "
+        "F1 scores (both tell what accuracy hides on imbalanced classes). "
         "ECE: expected calibration error of the test predictions (15 bins, lower is "
         "better). Wall time: every run of the recipe, its lr search included. Steps: optimizer "
         "steps of a run (median). Converged: val accuracy no longer improving over the last "

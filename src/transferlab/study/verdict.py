@@ -18,7 +18,13 @@ from transferlab.report.run_folders import Run, find_runs, load_run
 from transferlab.report.seeds import interval
 
 PICK = "val/acc_best"  # the winner is picked on validation: test picks would bias test
-FRACTIONS = ("acc", "acc_best", "ece")  # metrics that are fractions: intervals clipped to [0, 1]
+FRACTIONS = (
+    "acc",
+    "acc_best",
+    "ece",
+    "balanced_acc",
+    "macro_f1",
+)  # metrics that are fractions: intervals clipped to [0, 1]
 TEST = "test/acc"
 FINETUNE_FAMILY = (("finetune",), ("partial", "gradual"))  # the second when the first is absent
 FROZEN_FAMILY = ("features_linear", "features_svm")
