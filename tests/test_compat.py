@@ -262,3 +262,22 @@ def test_optuna_storage_and_trial_id_find_a_trial_again_by_its_number():
     optuna.trial.Trial(study, trial_id).report(0.5, step=0)  # what a trial's job does
     assert study.trials[1].intermediate_values == {0: 0.5}
     assert study.trials[0].intermediate_values == {}
+
+
+def test_stateful_while_training_covers_every_dropout_and_batch_norm_torch_has():
+    stateful = compat.stateful_while_training()
+    for cls in (nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.BatchNorm1d, nn.BatchNorm2d):
+        assert isinstance(cls(4) if "Norm" in cls.__name__ else cls(), stateful), cls
+    for cls in (nn.ReLU, nn.LayerNorm, nn.GroupNorm, nn.Identity):
+        module = cls(4) if cls is nn.LayerNorm else cls(2, 4) if cls is nn.GroupNorm else cls()
+        assert not isinstance(module, stateful), cls
+
+
+def test_hf_fingerprint_is_stable_across_loads_and_changes_with_the_content(tmp_path):
+    import datasets  # the [hf] extra, in .[dev]
+
+    datasets.Dataset.from_dict({"label": [0, 1, 1]}).save_to_disk(tmp_path / "a")
+    datasets.Dataset.from_dict({"label": [1, 0, 0]}).save_to_disk(tmp_path / "b")
+    first, again = (compat.hf_fingerprint(datasets.load_from_disk(tmp_path / "a")) for _ in "12")
+    assert first == again  # a second run's load keys the feature cache the same
+    assert compat.hf_fingerprint(datasets.load_from_disk(tmp_path / "b")) != first

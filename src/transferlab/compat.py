@@ -125,6 +125,28 @@ def tensor_methods_skipped_on_meta(names: Iterable[str]) -> Iterator[None]:
             setattr(torch.Tensor, name, method)
 
 
+def stateful_while_training() -> tuple[type, ...]:
+    """Module types whose output depends on more than their input in training mode.
+
+    torch's private bases `_DropoutNd` and `_BatchNorm` cover every dropout (1d/2d/3d,
+    Alpha) and batch norm (1d/2d/3d, Sync, Lazy); listing the public classes would miss the
+    next one torch adds. The prefix cache refuses a prefix holding one in training mode.
+    """
+    from torch import nn
+
+    return (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+
+
+# --- Hugging Face datasets ---------------------------------------------------------------
+
+
+def hf_fingerprint(dataset: Any) -> str:
+    """A `datasets.Dataset`'s `_fingerprint`: a hash of what it was made from, the same for
+    every load of one saved dataset; the library has no public name for it. The feature
+    cache keys an HF split on it instead of reading every image."""
+    return dataset._fingerprint
+
+
 # --- timm --------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from PIL import Image
 from torch.utils.data import Dataset
 
+from transferlab import compat
 from transferlab.data.sources import SPLIT_NAMES, Splits, stratified_split
 from transferlab.data.subsets import cut
 from transferlab.errors import UserError
@@ -74,7 +75,7 @@ class HFImages(Dataset):
         return len(self.labels)
 
     def __repr__(self) -> str:  # the feature cache's key: the Arrow table's own fingerprint
-        return f"HFImages({getattr(self.table, '_fingerprint', id(self.table))}, {self.mode})"
+        return f"HFImages({compat.hf_fingerprint(self.table)}, {self.mode})"
 
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
         image = self.table[int(i)][self.image_column]

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from transferlab import defaults, modes
+from transferlab import compat, defaults, modes
 from transferlab.data.datamodule import ImageDataModule
 from transferlab.features import training
 from transferlab.features.extract import compute_features
@@ -29,9 +29,6 @@ from transferlab.features.extract import compute_features
 log = logging.getLogger("transferlab")
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
-# Modules whose output depends on more than their input while they train: a prefix must
-# hold none of them in training mode, or caching it would change what the run computes.
-_RANDOM_OR_BATCH_STATE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 
 
 @dataclass
@@ -97,7 +94,8 @@ def _fixed(module: nn.Module) -> bool:
     """Frozen, and computing the same output for the same input in every epoch."""
     if any(p.requires_grad for p in module.parameters()):
         return False
-    return not any(m.training and isinstance(m, _RANDOM_OR_BATCH_STATE) for m in module.modules())
+    stateful = compat.stateful_while_training()  # dropout draws, batch statistics
+    return not any(m.training and isinstance(m, stateful) for m in module.modules())
 
 
 def find_cut(backbone: nn.Module) -> tuple[BackboneCut | None, str]:
