@@ -10,8 +10,10 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.tri
 
 .PHONY: install train test lint format lock facts results clean
 
+# editable_mode=compat puts src/ on sys.path: Hydra finds our Optuna sweeper by listing the
+# hydra_plugins namespace's folders, which setuptools' default editable import hook hides.
 install: ## transferlab (editable) with its test, logger and sweep tools, at the lock's versions
-	$(PYTHON) -m pip install $(PIP_FLAGS) -c $(LOCK) -e ".[dev]"
+	$(PYTHON) -m pip install $(PIP_FLAGS) -c $(LOCK) -e ".[dev]" --config-settings editable_mode=compat
 
 train: install ## the embedded default: offline, under 2 minutes on 2 CPU cores
 	$(PYTHON) train.py

@@ -164,7 +164,7 @@ def _row(frame: pd.DataFrame, row: str):
     return None
 
 
-_STAT_COLUMNS = {"n", "failed", "s/epoch", "winner"}
+_STAT_COLUMNS = {"n", "failed", "still learning", "s/epoch", "winner"}
 
 
 def with_current_figures(page: results_page.Page) -> results_page.Page:

@@ -156,8 +156,9 @@ def print_table(
             style = {"completed": None, "pruned": "dim"}.get(status, "red")
             table.add_row(*row, style=style)
     console = Console()
-    # Piped into a file or a CI log: rich would assume 80 columns and squeeze the table.
-    (console if console.is_terminal else Console(width=160)).print(table)
+    # Piped into a file or a CI log: rich would assume 80 columns and cut every cell short;
+    # with room to spare the table takes its natural width (it does not expand).
+    (console if console.is_terminal else Console(width=1000)).print(table)
 
 
 def save_plots(runs: list[Run], keys: list[str], folder: Path) -> None:
