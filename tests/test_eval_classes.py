@@ -71,6 +71,7 @@ def test_renamed_classes_exit_2_naming_both_lists_before_torch_loads(folder_run,
     assert "['cat', 'dog', 'owl']" in proc.stderr and "['ant', 'bee', 'cow']" in proc.stderr
     assert "Fix:" in proc.stderr
     assert not TORCH_IMPORTED.search(proc.stderr), f"torch loaded; refused after {seconds:.1f} s"
+    print(f"eval.py refused renamed classes in {seconds:.2f} s")  # shown with pytest -s
 
 
 def test_data_without_a_test_folder_needs_eval_split(folder_run, tmp_path):
