@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from feature_extract import train as run_train_py  # this folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = [
@@ -39,18 +38,7 @@ COMMON = [
 def train(root: Path, *overrides: str) -> tuple[float, list[float]]:
     """Run train.py with logs under a fresh folder of `root`: (process wall time, test/acc of
     each run or sweep job in order)."""
-    env = {**os.environ, "PROJECT_ROOT": str(root), "PYTHONUNBUFFERED": "1"}
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *overrides],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"train.py {' '.join(overrides)} failed:\n{proc.stderr[-3000:]}")
+    elapsed = run_train_py(root, *overrides)
     summaries = sorted((root / "logs").glob("*/runs/*/summary.json")) + sorted(
         (root / "logs").glob("*/multiruns/*/*/summary.json")
     )
