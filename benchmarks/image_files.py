@@ -110,15 +110,18 @@ def throughput(root: Path, sizes: list[int], batch: int, workers: int, repeats: 
 
 def write_big_folder(root: Path, files: int) -> None:
     """`files` image files in up to 100 class folders (at least 50 files each): hard links
-    to one small JPEG."""
+    to one small JPEG per class (file systems cap the links to one file, ext4 at 65,000)."""
     classes = max(2, min(100, files // 50))
     root.mkdir(parents=True)
-    Image.fromarray(photos.chelsea()[::16, ::16]).save(root / "seed.jpg")
+    seed = Image.fromarray(photos.chelsea()[::16, ::16])
     for c in range(classes):
         (root / f"class_{c:03d}").mkdir()
+        seed.save(root / f"seed_{c:03d}.jpg")
     for i in range(files):
-        os.link(root / "seed.jpg", root / f"class_{i % classes:03d}" / f"{i:07d}.jpg")
-    (root / "seed.jpg").unlink()
+        c = i % classes
+        os.link(root / f"seed_{c:03d}.jpg", root / f"class_{c:03d}" / f"{i:07d}.jpg")
+    for c in range(classes):
+        (root / f"seed_{c:03d}.jpg").unlink()
 
 
 def old_listing(root: Path) -> float:
