@@ -30,6 +30,7 @@ GROUPS = [
     "callbacks",
     "debug",
     "experiment",
+    "arm",
     "hparams_search",
 ]
 OPTIONS = [

@@ -19,6 +19,7 @@ LAYERS = (
     {
         "modes",
         "heads",
+        "arm_kinds",
         "datasets",
         "defaults",
         "model_facts",

@@ -14,18 +14,19 @@ import pytest
 
 from tests.conftest import MNIST_CACHE, ROOT
 from tests.torchvision_files import write_mnist_folder
+from transferlab.arm_kinds import KINDS
 from transferlab.errors import UserError
 from transferlab.study import budget
 from transferlab.study import plan as planning
 from transferlab.study.batches import Batch
-from transferlab.study.plan import RANDOM_INIT, Arm, Cost, Counts, Settings
+from transferlab.study.plan import Arm, Cost, Counts, Settings
 from transferlab.study.resume import study_argv
 from transferlab.study.state import StudyPlan
 
 ARMS = [
-    Arm("scratch", "s", RANDOM_INIT),
-    Arm("finetune", "f", "trained"),
-    Arm("svm", "v", "classical"),
+    Arm("scratch", "s", KINDS["random_init"]),
+    Arm("finetune", "f", KINDS["trained"]),
+    Arm("svm", "v", KINDS["classical"]),
 ]
 SMALL = {  # the pretrained arms' probes at the smallest candidate size
     "finetune": Cost(batch_s=0.3, job_s=3.0, image_size=32),
@@ -167,15 +168,16 @@ def test_a_smaller_image_costs_what_the_two_probes_say_not_its_share_of_pixels()
 
 
 def test_no_arm_runs_above_its_own_image_size_and_each_pays_for_the_size_it_runs_at():
-    folder_cnn = Arm("scratch", "s", RANDOM_INIT, own_size=224)  # image folders: 224 px
-    digits_cnn = Arm("scratch", "s", RANDOM_INIT, own_size=8)
+    cnn = KINDS["random_init"]
+    folder_cnn = Arm("scratch", "s", cnn, own_size=224)  # image folders: 224 px
+    digits_cnn = Arm("scratch", "s", cnn, own_size=8)
     assert folder_cnn.size_at(32) == 32 and digits_cnn.size_at(32) == 8
     assert folder_cnn.size_at(None) is None  # no candidates: as configured
     small = Cost(batch_s=0.05, job_s=1.0, image_size=32)
     cost = Cost(batch_s=5.0, job_s=1.0, image_size=64, small=small)
     at = {a.own_size: planning.job_seconds(planning.Cell(a, "adam", None), cost,
                                            Settings(3, 32, None, 3), COUNTS)
-          for a in (folder_cnn, Arm("scratch", "s", RANDOM_INIT, own_size=64))}  # fmt: skip
+          for a in (folder_cnn, Arm("scratch", "s", cnn, own_size=64))}  # fmt: skip
     assert at[224] == at[64] < 10  # both run at 32 px, priced by the 32 px probe
 
 
@@ -218,7 +220,9 @@ def test_cells_sharing_seeds_and_lrs_share_a_process_across_sizes_and_no_job_is_
     sizes = (100, 300, 1000)
     settings = Settings(3, 32, None, 3, sizes, few_seed_sizes=(1000,))
     cells = planning.cells(ARMS, ["adam"], sizes)
-    sides = {RANDOM_INIT: ["model=cnn"], "trained": ["model=efficientnet_lite0"]}
+    sides = {
+        k: [f"model={'efficientnet_lite0' if k.on_backbone else 'cnn'}"] for k in KINDS.values()
+    }
     first = batches(cells, settings, spec, sides, COUNTS, first=True)
     assert [b.name for b in first] == [
         "classical-n100,300,1000-seeds[0]",

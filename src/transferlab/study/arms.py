@@ -1,5 +1,5 @@
-"""What a study compares: each arm's kind from its composed config, and the overrides
-each side (the scratch CNN, the pretrained backbone) runs with."""
+"""What a study compares: each arm as its conf/arm YAML declares it, checked, and the
+overrides each kind of arm runs with."""
 
 from __future__ import annotations
 
@@ -8,27 +8,37 @@ from pathlib import Path
 from hydra import compose
 from omegaconf import DictConfig
 
-from transferlab import heads, input_size, modes
+from transferlab import arm_kinds, heads, input_size
+from transferlab.arm_kinds import ArmKind
 from transferlab.checks.commands import validate_train
 from transferlab.config_dirs import CONF_DIR
 from transferlab.errors import UserError
-from transferlab.study.plan import RANDOM_INIT, Arm, Counts
+from transferlab.study.plan import Arm, Counts
 
-LABELS = {
-    "scratch": "from scratch (CNN)",
-    "features_linear": "frozen features + linear head",
-    "features_svm": "frozen multi-layer features + SVM",
-    "partial": "partial (last 2 groups)",
-    "finetune": "fine-tune",
-    "gradual": "gradual unfreezing",
-}
 QUIET = ["extras.print_config=false", "task_name=study"]
 
 
 def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
-    """An arm's kind from its composed config, checked as train.py would check it."""
+    """An arm as its YAML declares it (label, kind), its composed config checked as
+    train.py would check it."""
+    cfg = _composed(name, overrides)
+    kind = arm_kinds.of(cfg.get("arm"), f"conf/arm/{name}.yaml")
+    if kind.on_backbone:
+        cfg = _composed(name, overrides, f"model={backbone}")
+    head = heads.of(cfg.get("head"))
+    if kind.fitted_by_sklearn != head.fitted_by_sklearn:
+        raise UserError(
+            f"conf/arm/{name}.yaml declares kind {kind.name!r}, but its head {head.name!r} is "
+            f"{'not ' * kind.fitted_by_sklearn}fitted by scikit-learn. Declare the kind that "
+            "matches the head (the kinds: transferlab/arm_kinds.py)."
+        )
+    validate_train(cfg)
+    return Arm(name, str(cfg.arm.label), kind, input_size.resolve(cfg).pixels)
+
+
+def _composed(name: str, overrides: list[str], *after: str) -> DictConfig:
     try:
-        cfg = compose("train", overrides=[*overrides, f"arm={name}", f"model={backbone}"])
+        return compose("train", overrides=[*overrides, f"arm={name}", *after])
     except Exception as err:  # hydra's MissingConfigException and friends
         options = sorted(p.stem for p in (Path(CONF_DIR) / "arm").glob("*.yaml"))
         raise UserError(
@@ -36,14 +46,6 @@ def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
             f"Arms are the files in conf/arm: {', '.join(options)}; add a file there for "
             "another recipe."
         ) from None
-    if modes.of(cfg).ignores_weights:
-        kind, cfg = RANDOM_INIT, compose("train", overrides=[*overrides, f"arm={name}"])
-    elif heads.of(cfg.get("head")).fitted_by_sklearn:
-        kind = "classical"
-    else:
-        kind = "trained"
-    validate_train(cfg)
-    return Arm(name, LABELS.get(name, name), kind, input_size.resolve(cfg).pixels)
 
 
 def backbone_of(cfg: DictConfig, given: list[str]) -> tuple[str, list[str]]:
@@ -53,14 +55,11 @@ def backbone_of(cfg: DictConfig, given: list[str]) -> tuple[str, list[str]]:
     return backbone, [o for o in given if not o.startswith("model=")]
 
 
-def kind_overrides(kind: str, passed: list[str], backbone: str) -> list[str]:
-    extra = [] if kind == RANDOM_INIT else [f"model={backbone}"]
+def base_overrides(kind: ArmKind, passed: list[str], backbone: str) -> list[str]:
+    """What every run of an arm of this kind starts from: the study's own overrides, and
+    the backbone where the kind runs on it."""
+    extra = [f"model={backbone}"] if kind.on_backbone else []
     return [*passed, *extra, *QUIET]
-
-
-def side(arm: Arm) -> str:
-    """Which base overrides an arm runs with: the scratch CNN's or the backbone's."""
-    return RANDOM_INIT if arm.kind == RANDOM_INIT else "trained"
 
 
 def split_counts(cfg: DictConfig) -> Counts:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from transferlab import arm_kinds
 from transferlab.study import plan as planning
-from transferlab.study.arms import side
 from transferlab.study.batches import Batch, summary_of
-from transferlab.study.plan import RANDOM_INIT, Cell, Counts, Settings
+from transferlab.study.plan import Cell, Counts, Settings
 from transferlab.study.state import StudyPlan, job_name
 
 
@@ -26,7 +26,7 @@ def common(settings: Settings, spec, cell: Cell, counts: Counts) -> list[str]:
         out.append(f"data.image_size={size}")
     if settings.train_cut is not None:
         out.append(f"data.source.limit={settings.train_cut}")
-    if spec.lr == "find" and arm.kind != "classical":
+    if spec.lr == "find" and arm.kind.needs_optimizer:
         out += ["tune=lr_find", "tune.apply=true", f"tune.num_training={spec.lr_find_batches}"]
     return out
 
@@ -37,12 +37,12 @@ def batches(
     """The processes of one phase: seed 0 with the lr grid (first), or the other seeds."""
     grid = spec.lr == "grid"
     out = []
-    for kind in ("classical", RANDOM_INIT, "trained"):
+    for kind in arm_kinds.KINDS.values():  # the table's order: cheapest first
         by: dict[tuple, list[Cell]] = {}
         for cell in (c for c in cells if c.arm.kind == kind):
             seeds = (0,) if first else tuple(range(1, settings.seeds_at(cell.size)))
             lr = None
-            if grid and kind != "classical":
+            if grid and kind.needs_optimizer:
                 # The first seed tries the optimizer's grid; later, each cell's picked lr.
                 lr = "grid" if first else _picked(plan, cell)
                 if not lr:
@@ -51,11 +51,11 @@ def batches(
                 own = tuple(common(settings, spec, cell, counts))  # epochs differ by size
                 by.setdefault((own, seeds, cell.optimizer if lr else None, lr), []).append(cell)
         for (own, seeds, opt, lr), at in by.items():
-            base = [*overrides[side(at[0].arm)], *own]
+            base = [*overrides[kind], *own]
             lrs = None if lr is None else [as_lr(v) for v in spec.lr_grid[opt]] if first else [lr]
             for part in _products(at):
                 sizes = ",".join(str(n) for n in dict.fromkeys(c.size for c in part))
-                name = f"{kind}{f'-{opt}' if opt else ''}-n{sizes}"
+                name = f"{kind.name}{f'-{opt}' if opt else ''}-n{sizes}"
                 name += f"-lr{','.join(lrs)}" if lrs else ""
                 out.append(Batch(f"{name}-seeds{list(seeds)}", part, list(seeds), base, lrs))
     return out
@@ -85,7 +85,7 @@ def pick_lrs(plan: StudyPlan, cells: list[Cell], study: Path, spec) -> None:
     if spec.lr != "grid":
         return
     for cell in cells:
-        if cell.arm.kind == "classical":
+        if not cell.arm.kind.needs_optimizer:
             continue
         scores = {}
         for lr in (as_lr(v) for v in spec.lr_grid[cell.optimizer]):

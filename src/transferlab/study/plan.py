@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from transferlab.arm_kinds import ArmKind
+
 # A validation or test batch (forward only) against a training batch (forward + backward):
 # measured on 2 CPU cores, Lite0 at 32 px and the CNN at 28 px on MNIST's 10,000 val and
 # test images took about half a training batch each (a third had priced 100-image runs at
@@ -23,15 +25,11 @@ EVAL_SHARE = 1 / 2
 VALIDATIONS = 10
 
 
-# The kind of an arm whose network starts from random init (mode=scratch: modes.py's word).
-RANDOM_INIT = "random_init"
-
-
 @dataclass(frozen=True)
 class Arm:
     name: str
     label: str
-    kind: str  # random_init (our CNN) | trained (a pretrained backbone) | classical (SVM...)
+    kind: ArmKind  # its row of arm_kinds.KINDS, as its conf/arm YAML declares
     own_size: int | None = None  # the side it reads as configured (None: left to the network)
 
     def size_at(self, image_size: int | None) -> int | None:
@@ -120,7 +118,7 @@ def cells(arms: list[Arm], optimizers: list[str], sizes: tuple[int | None, ...])
     out = []
     for size in sizes:
         for arm in arms:
-            opts = [None] if arm.kind == "classical" else optimizers
+            opts = optimizers if arm.kind.needs_optimizer else [None]
             out.extend(Cell(arm, opt, size) for opt in opts)
     return out
 
@@ -152,7 +150,7 @@ def schedule(cell: Cell, settings: Settings, counts: Counts) -> Schedule:
     """At least min_steps optimizer steps (small sizes: more epochs), about VALIDATIONS
     validations when min_steps stretched the run; a classical head takes no steps."""
     per_epoch = math.ceil(train_images(cell, settings, counts) / max(counts.batch_size, 1))
-    if cell.arm.kind == "classical":
+    if not cell.arm.kind.needs_optimizer:
         return Schedule(settings.epochs, 1, 0)
     epochs = max(settings.epochs, math.ceil(settings.min_steps / per_epoch))
     every = 1 if epochs == settings.epochs else max(1, epochs // VALIDATIONS)
@@ -169,7 +167,7 @@ def job_seconds(
     bs = counts.batch_size
     # Frozen-feature arms pay one feature pass over every image (the probe timed one).
     features = per_image * (n_train + counts.val + counts.test)
-    if cell.arm.kind == "classical":  # scikit-learn fits the head once: no epochs
+    if not cell.arm.kind.needs_optimizer:  # scikit-learn fits the head once: no epochs
         return cost.job_s + features
     plan = schedule(cell, settings, counts)
     validations = math.ceil(plan.epochs / plan.val_every)
@@ -197,8 +195,8 @@ def estimate(
     total += sum(2 * costs[cell.arm.name].warmup_s for cell in plan_cells)
     for cell in plan_cells:
         runs = settings.seeds_at(cell.size)
-        if cell.arm.kind != "classical":
+        if cell.arm.kind.needs_optimizer:
             runs += grid - 1  # the extra lrs tried at the first seed
-        lr = lr_batches if cell.arm.kind != "classical" else 0
+        lr = lr_batches if cell.arm.kind.needs_optimizer else 0
         total += runs * job_seconds(cell, costs[cell.arm.name], settings, counts, lr)
     return total

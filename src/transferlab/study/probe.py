@@ -23,7 +23,6 @@ from omegaconf import OmegaConf
 from transferlab.errors import UserError
 from transferlab.study import budget
 from transferlab.study import plan as planning
-from transferlab.study.arms import side
 from transferlab.study.batches import TRAIN_COMMAND, summary_of
 from transferlab.study.plan import EVAL_SHARE, Arm, Cost, Counts, Settings
 
@@ -151,11 +150,11 @@ def fitted(
     pixels = [int(s) for s in spec.image_sizes] or [None]
     # Each arm at both ends of the candidate sizes (capped at its own): Cost.at interpolates.
     ends = {arm.name: [arm.size_at(pixels[0]), arm.size_at(pixels[-1])] for arm in arms}
-    by: dict[tuple, list[Arm]] = {}
+    by: dict[tuple, list[Arm]] = {}  # arms that start from the same overrides share a probe
     for arm in arms:
         for px in dict.fromkeys(ends[arm.name]):
-            by.setdefault((side(arm), px), []).append(arm)
-    groups = [Group(group, overrides[kind], px) for (kind, px), group in by.items()]
+            by.setdefault((tuple(overrides[arm.kind]), px), []).append(arm)
+    groups = [Group(group, list(base), px) for (base, px), group in by.items()]
     log.info("Probing %d arms with %d batches each...", len(arms), spec.probe_batches)
     # Enough images for the probe's batches: a frozen-feature arm would otherwise pass the
     # whole set through its backbone (70,000 MNIST images) to time a few batches.
@@ -186,7 +185,7 @@ def fitted(
         # it unless min_steps gives sizes their own epochs. Later seeds: as many again, or,
         # with a grid, about 2 picked lrs per size.
         optimizers = len(spec.optimizers) - len(s.optimizers_dropped)
-        first = sum(optimizers if k != "classical" and grid > 1 else 1 for k in kinds)
+        first = sum(optimizers if k.needs_optimizer and grid > 1 else 1 for k in kinds)
         spread = len(s.sizes) if s.min_steps else 1
         processes = first * (spread + (2 * len(s.sizes) if grid > 1 else spread))
         return planning.estimate(cells, costs, s, counts, process_s, processes, lr_batches, grid)

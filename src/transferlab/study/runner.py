@@ -21,11 +21,12 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from transferlab import arm_kinds
 from transferlab.study import grid
 from transferlab.study import plan as planning
-from transferlab.study.arms import arm_of, backbone_of, kind_overrides, side, split_counts
+from transferlab.study.arms import arm_of, backbone_of, base_overrides, split_counts
 from transferlab.study.batches import TRAIN_COMMAND, Batch, command, completed, summary_of
-from transferlab.study.plan import RANDOM_INIT, Cell, Settings
+from transferlab.study.plan import Cell, Settings
 from transferlab.study.probe import fitted
 from transferlab.study.state import StudyPlan, job_name
 
@@ -47,7 +48,7 @@ def main(cfg: DictConfig) -> None:
     plan = StudyPlan.load(plan_file)
     clock = Clock(float(spec.budget_minutes) * 60, (plan.elapsed_so_far if plan else 0) or 0.0)
     arms = [arm_of(name, passed, backbone) for name in spec.arms]
-    overrides = {kind: kind_overrides(kind, passed, backbone) for kind in (RANDOM_INIT, "trained")}
+    overrides = {k: base_overrides(k, passed, backbone) for k in arm_kinds.KINDS.values()}
     if plan is None:
         counts = split_counts(cfg)
         settings, estimate_s = fitted(cfg, study, arms, counts, overrides, clock, REPORT_S)
@@ -157,8 +158,8 @@ def _record(
     for cell in cells:
         entry = plan.cell(cell.id)
         seeds = list(range(settings.seeds_at(cell.size)))
-        common = [*overrides[side(cell.arm)], *grid.common(settings, spec, cell, counts)]
-        lr = entry.lr if spec.lr == "grid" and cell.arm.kind != "classical" else None
+        common = [*overrides[cell.arm.kind], *grid.common(settings, spec, cell, counts)]
+        lr = entry.lr if spec.lr == "grid" and cell.arm.kind.needs_optimizer else None
         runs = [study / "runs" / cell.id / job_name(s, lr) for s in seeds]
         done = [r for r in runs if completed(r)]
         failed = [r for r in runs if (summary_of(r) or {}).get("status") == "failed"]
