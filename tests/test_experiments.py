@@ -34,10 +34,11 @@ def test_every_job_of_every_experiment_composes_and_passes_the_config_checks(nam
             assert cfg.features.l2norm and list(cfg.model.head.hidden) == []
 
 
-def test_a_recipe_sweep_gives_each_arm_its_own_mode_and_head():
+def test_an_arm_sweep_gives_each_arm_its_own_mode_and_head():
     arms = {}
     for job in sweep_jobs("lite0_svm_vs_finetune_vs_scratch"):
         cfg = compose_hydra("train", ["experiment=lite0_svm_vs_finetune_vs_scratch", *job])
+        assert f"arm={cfg.arm.name}" in job  # each job is one conf/arm YAML, named in its node
         arms[cfg.mode.name] = (cfg.head.name, cfg.features.layers, cfg.model.pretrained)
     assert arms["feature_extract"] == ("svm", ["blocks.4", "blocks.5", "blocks.6"], True)
     assert arms["finetune"] == ("linear", None, True)

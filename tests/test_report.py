@@ -296,8 +296,8 @@ def test_rerunning_one_experiment_keeps_the_other_sections_and_target_rows_of_th
                         ),
                         "lite0_mnist_finetune_vs_features_vs_svm": pd.DataFrame(
                             [
-                                {"recipe": "finetune", "n": 1, "test/acc mean": 0.9552},
-                                {"recipe": "svm_layers", "n": 1, "test/acc mean": 0.9668},
+                                {"arm": "finetune", "n": 1, "test/acc mean": 0.9552},
+                                {"arm": "features_svm", "n": 1, "test/acc mean": 0.9668},
                             ]
                         ).assign(**{"test/acc std": np.nan}),
                     }
@@ -325,7 +325,7 @@ def test_rerunning_one_experiment_keeps_the_other_sections_and_target_rows_of_th
     assert results_page.wall_seconds(sections) == 654
     rerun = {
         "lite0_mnist_finetune_vs_features_vs_svm": pd.DataFrame(
-            [{"recipe": "finetune", "n": 1, "test/acc mean": 0.9912, "test/acc std": np.nan}]
+            [{"arm": "finetune", "n": 1, "test/acc mean": 0.9912, "test/acc std": np.nan}]
         )
     }
     rows = "\n".join(results.targets(rerun, previous.targets))

@@ -14,12 +14,12 @@ EXPECTED = {
     ("transfer_mnist_cnn_to_digits", "scratch"): "0.8700 (twin of seed 001's CNN",
     ("transfer_mnist_cnn_to_digits", "finetune"): "— (twin of seed 001's MNIST CNN",
     ("lite0_mnist_finetune_vs_features_vs_svm", "finetune"): "0.9957 (twin of seed 001's AlexNet",
-    ("lite0_mnist_finetune_vs_features_vs_svm", "feature_extract"): (
+    ("lite0_mnist_finetune_vs_features_vs_svm", "features_linear"): (
         "0.9752 (twin of seed 001's AlexNet"
     ),
-    ("lite0_svm_vs_finetune_vs_scratch", "svm_layers"): "0.8830 (twin of seed 004's VGG16",
+    ("lite0_svm_vs_finetune_vs_scratch", "features_svm"): "0.8830 (twin of seed 004's VGG16",
     ("lite0_svm_vs_finetune_vs_scratch", "finetune"): "~0.86 (twin of seed 004's VGG16",
-    ("lite0_svm_vs_finetune_vs_scratch", "scratch"): "~0.82 (twin of seed 004's VGG16",
+    ("lite0_svm_vs_finetune_vs_scratch", "backbone_scratch"): "~0.82 (twin of seed 004's VGG16",
 }
 ON_THE_PAGE = {e.name: e for e in results.EXPERIMENTS}
 
