@@ -30,7 +30,9 @@ def _declared(conf_dir: str | Path, name: str) -> list[str]:
 def test_an_experiment_needing_a_checkpoint_declares_the_valid_run_that_makes_it(name, tmp_path):
     cfg = compose_cfg("train", [f"experiment={name}"], tmp_path)
     source = source_run(name)
-    needs_checkpoint = "pretrained_ckpt" in cfg and OmegaConf.is_missing(cfg, "pretrained_ckpt")
+    # `in cfg` is False for a ??? value: list the keys
+    key = "pretrained_ckpt"
+    needs_checkpoint = key in list(cfg) and OmegaConf.is_missing(cfg, key)
     assert bool(source) == needs_checkpoint, (name, source)
     if source:  # the run it starts from composes and passes train.py's checks itself
         validate_train(compose_cfg("train", source, tmp_path / "source"))
