@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from tests.table_files import write_digits_csv, write_hf_digits
-from transferlab import defaults, heads
+from transferlab import defaults, heads, input_size
 from transferlab.cli import CONF_DIR
 from transferlab.data.transforms import Preprocess
 from transferlab.models import build_model
@@ -84,10 +84,10 @@ def test_option_composes_and_instantiates(group, option, cfg_factory, tmp_path):
             dict(cfg.model),
             num_classes=len(source.classes),
             in_chans=source.channels,
-            image_size=cfg.data.image_size or source.image_size or 32,
+            image_size=input_size.resolve(cfg).pixels,
             fetch_weights=False,
         )
-        pre = Preprocess.following(cfg.data, net)
+        pre = Preprocess.following({**cfg.data, "image_size": input_size.resolve(cfg).pixels}, net)
         assert pre.channels == net.data_config["input_size"][0]
         assert net.groups, "every model exposes layer groups"
     if group in ("trainer", "logger", "callbacks", "debug"):

@@ -24,10 +24,14 @@ CASES = {
         32,
         "native",
     ),
+    # tiny digits: pretrained networks read the table's pretrained_size (64 px), scratch
+    # nets (mode=scratch sets model.pretrained=false) the native size
+    "lite0 on digits": ([], 64, "digits's size for pretrained networks"),
+    "lite0 on mnist": (["data=mnist"], 64, "mnist's size for pretrained networks"),
+    "lite0 from scratch on digits": (["mode=scratch"], 8, "digits's native size"),
+    "cnn on digits": (["model=cnn", "mode=scratch"], 8, "digits's native size"),
+    "cnn on mnist": (["model=cnn", "mode=scratch", "data=mnist"], 28, "mnist's native size"),
     # a data config that sets a size on purpose keeps it
-    "lite0 on digits": ([], 64, "data.image_size=64"),
-    "lite0 on mnist": (["data=mnist"], 64, "data.image_size=64"),
-    "cnn on digits": (["model=cnn", "mode=scratch"], 8, "data.image_size=8"),
     "flowers": (["model=cnn", "mode=scratch", "data=flowers102"], 224, "data.image_size=224"),
     "override": (["model=alexnet", "data=cifar10", "data.image_size=96"], 96, "data.image_size"),
     # the seeds' experiments run at the seeds' size on every dataset
@@ -59,6 +63,9 @@ def test_a_runs_checkpoint_gives_the_size_it_was_trained_at(cfg_factory, cnn_run
     cfg = cfg_factory("model=cnn", "mode=finetune", "data=svhn", f"model.weights={ckpt}")
     size = input_size.resolve(cfg)
     assert size.pixels == 8 and "best.ckpt was trained at" in size.origin
+    # also where the data's table row has a size for pretrained networks (MNIST: 64 px)
+    cfg = cfg_factory("model=cnn", "mode=finetune", "data=mnist", f"model.weights={ckpt}")
+    assert input_size.resolve(cfg).pixels == 8
 
 
 def test_the_native_sizes_known_before_torch_are_the_sources_own(tmp_path):

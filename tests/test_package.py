@@ -19,7 +19,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT, run_dirs
-from tests.test_lock import stack
+from tests.lock_files import stack
 from tests.torchvision_files import write_image_folder
 
 

@@ -59,8 +59,6 @@ OmegaConf.register_new_resolver("tl.run_id", lambda: _RUN_ID, replace=True)
 OmegaConf.register_new_resolver("tl.job_dir", _job_dirname, replace=True)
 OmegaConf.register_new_resolver("tl.sweep_name", _sweep_name, replace=True)
 OmegaConf.register_new_resolver("tl.basename", lambda path: Path(str(path)).name, replace=True)
-# ${tl.if:cond,a,b}: lets a data option pick a size by whether the model is pretrained.
-OmegaConf.register_new_resolver("tl.if", lambda cond, a, b: a if cond else b, replace=True)
 
 
 def _rank() -> int:

@@ -1,5 +1,6 @@
 """The datasets transferlab knows by name, one row each: what its config instantiates and
-what is known about it before anything loads (native size, channels, classes).
+what is known about it before anything loads (native size, the size for pretrained
+networks, channels, classes).
 
 Every part that depends on the dataset asks this table (the input size, the config checks,
 the torchvision sources, the flip rule), so a dataset is one row here plus its
@@ -28,6 +29,9 @@ class Dataset:
     channels: int | None  # None: the source's own `channels` option
     class_count: int | None  # None: counted from the folders
     classes: tuple[str, ...] | None = None  # None: the library's names, or the folders'
+    # For a network that starts from a library's weights: tiny images upscaled to this side
+    # rather than to the weights' own (224 px): ImageNet filters work at 64 px, at CPU speed.
+    pretrained_size: int | None = None
 
     @property
     def from_folders(self) -> bool:
@@ -42,8 +46,8 @@ class Dataset:
 DATASETS = {
     d.name: d
     for d in (
-        Dataset("digits", "transferlab.data.digits.Digits", 8, 1, 10, DIGITS),
-        Dataset("mnist", "transferlab.data.packaged.Mnist", 28, 1, 10, DIGITS),
+        Dataset("digits", "transferlab.data.digits.Digits", 8, 1, 10, DIGITS, pretrained_size=64),
+        Dataset("mnist", "transferlab.data.packaged.Mnist", 28, 1, 10, DIGITS, pretrained_size=64),
         Dataset("fashion_mnist", TORCHVISION_SOURCE, 28, 1, 10),
         Dataset("cifar10", TORCHVISION_SOURCE, 32, 3, 10, CIFAR10),
         Dataset("svhn", TORCHVISION_SOURCE, 32, 3, 10, DIGITS),

@@ -1,10 +1,11 @@
 """The size images are fed to the network, decided once from the config, before torch loads.
 
-`data.image_size` wins when a config sets it (digits and MNIST choose 64 px for pretrained
-backbones on purpose: CPU speed). Left null, a network that loads weights gets the size
-the weights were made for (torchvision AlexNet/VGG: 224; a timm model: its pretrained
-config; a run's checkpoint: the size it was trained at), and a network trained from
-scratch reads the data at its native size. The config checks refuse a size the model
+`data.image_size` wins when a config or an override sets it. Left null, a network that
+starts from a run's checkpoint reads the size it was trained at; one that starts from a
+library's weights reads the dataset's `pretrained_size` where the table gives one (digits
+and MNIST: 64 px, for CPU speed), else the size its weights were made for (torchvision
+AlexNet/VGG: 224; a timm model: its pretrained config); a network trained from scratch
+reads the data at its native size. The config checks refuse a size the model
 cannot take from this answer, and the builder uses the same answer.
 """
 
@@ -38,21 +39,25 @@ def resolve(cfg: Any) -> InputSize:
         return InputSize(
             int(size), f"data.image_size={size}, set by the data config or an override"
         )
-    model = cfg.model
+    model, dataset = cfg.model, datasets.of(cfg.data)
     if modes.starts_from_weights(cfg):
-        if found := _trained_size(model):
+        if found := _checkpoint_size(model):
+            return found
+        if dataset and dataset.pretrained_size:
+            why = f"{dataset.name}'s size for pretrained networks"
+            return InputSize(dataset.pretrained_size, why)
+        if found := _library_size(model):
             return found
         if model_facts.kind_of(model):  # a timm tag whose weights' size only timm knows
             return InputSize(None, f"the pretrained config of model={model.get('name')}")
-    dataset = datasets.of(cfg.data)
     if dataset and dataset.native_size:
         return InputSize(dataset.native_size, f"{dataset.name}'s native size")
     named = dataset.name if dataset else (cfg.data.get("source") or {}).get("name")
     return InputSize(None, f"{named or 'the data'} has no native size")
 
 
-def _trained_size(model: Any) -> InputSize | None:
-    """The size a run's checkpoint was trained at, else a library model's pretrained size."""
+def _checkpoint_size(model: Any) -> InputSize | None:
+    """The size a run's checkpoint (model.weights) was trained at."""
     if weights := model.get("weights"):
         file = Path(str(weights)).expanduser()
         header = tensor_headers.read_header(file) if file.is_file() else None
@@ -60,6 +65,12 @@ def _trained_size(model: Any) -> InputSize | None:
             trained = (header.hparams.get("preprocess") or {}).get("image_size")
             if trained:
                 return InputSize(int(trained), f"the size {file.name} was trained at")
+    return None
+
+
+def _library_size(model: Any) -> InputSize | None:
+    """The input size a library model's pretrained weights were made for."""
+    weights = model.get("weights")
     name = model.get("name")
     facts = model_facts.lookup(model)
     tagged = "." in str(name)  # a timm tag picks weights whose size may differ from the arch's

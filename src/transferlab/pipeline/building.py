@@ -57,8 +57,9 @@ def build_module(cfg: DictConfig, source) -> ClassifierModule:
             "mode=%s: random init; model.weights=%s is not loaded.", mode.name, model["weights"]
         )
         model["weights"] = None
-    data = {**to_dict(cfg.data), "seed": cfg.seed}
     size = input_size.resolve(cfg)
+    # The checkpoint's preprocessing records the size decided here, not the config's null.
+    data = {**to_dict(cfg.data), "seed": cfg.seed, "image_size": size.pixels}
     module = ClassifierModule(
         model=model,
         mode=to_dict(cfg.mode),
