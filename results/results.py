@@ -28,8 +28,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
 from results import efficiency_check, results_page, seed_figures, zoo_check
+from transferlab.config_dirs import CONF_DIR
 from transferlab.report.run_folders import find_runs, load_run, varying_keys
 from transferlab.report.seeds import formatted_groups, seed_groups
 
@@ -41,8 +44,6 @@ QUICK = list(results_page.page_data()["quick"])
 class Experiment:
     name: str
     question: str
-    # A network to train first; its best.ckpt becomes `pretrained_ckpt=`.
-    source_run: tuple[str, ...] = ()
     # What the page runs beyond the experiment's own config, to fit its 45-minute budget on
     # 2 CPU cores; printed in the page's command, so every row can be reproduced.
     page: tuple[str, ...] = ()
@@ -50,8 +51,7 @@ class Experiment:
 
 
 def _experiment(entry: dict) -> Experiment:
-    lists = {k: tuple(entry[k]) for k in ("source_run", "page") if k in entry}
-    return Experiment(**{**entry, **lists})
+    return Experiment(**{**entry, "page": tuple(entry.get("page", ()))})
 
 
 EXPERIMENTS = [_experiment(entry) for entry in results_page.page_data()["experiments"]]
@@ -65,21 +65,37 @@ def train(args: list[str], log_dir: Path) -> subprocess.CompletedProcess:
     return results_page.script("train.py", args, log_dir)
 
 
-def source_checkpoint(exp: Experiment, extra: list[str], log_dir: Path) -> list[str]:
+def source_run(name: str, conf_dir: str | Path = CONF_DIR) -> list[str]:
+    """The train.py overrides of the run experiment `name` transfers from, as its YAML
+    declares them (`source_run`); [] for an experiment that starts from no run of ours."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}"])
+    return [str(override) for override in cfg.get("source_run") or []]
+
+
+def source_args(name: str, extra: list[str], conf_dir: str | Path = CONF_DIR) -> list[str]:
+    """train.py's arguments for the page's source run of experiment `name` ([]: none)."""
+    overrides = source_run(name, conf_dir)
+    return [*overrides, *extra, "seed=0"] if overrides else []
+
+
+def source_checkpoint(source: list[str], name: str, log_dir: Path) -> list[str]:
     """Train the network an experiment transfers from; its checkpoint as an override."""
-    if not exp.source_run:
+    if not source:
         return []
-    folder = log_dir / f"source_{exp.name}"
-    proc = train([*exp.source_run, *extra, "seed=0", f"hydra.run.dir={folder}"], log_dir)
+    folder = log_dir / f"source_{name}"
+    proc = train([*source, f"hydra.run.dir={folder}"], log_dir)
     if proc.returncode != 0:
-        raise RuntimeError(f"source run for {exp.name} failed:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"source run for {name} failed:\n{proc.stderr[-2000:]}")
     return [f"pretrained_ckpt={folder / 'checkpoints' / 'best.ckpt'}"]
 
 
 def run_experiment(exp: Experiment, extra: list[str], log_dir: Path) -> tuple[Path, float, str]:
     """The experiment's sweep in its own folder; (folder, wall seconds, command)."""
     start = time.monotonic()
-    weights = source_checkpoint(exp, extra, log_dir)
+    source = source_args(exp.name, extra)
+    weights = source_checkpoint(source, exp.name, log_dir)
     sweep = log_dir / exp.name
     shutil.rmtree(sweep, ignore_errors=True)  # a page describes one run of each sweep
     overrides = [*exp.page, *extra]  # the quick mode's cuts win over the page's
@@ -89,8 +105,8 @@ def run_experiment(exp: Experiment, extra: list[str], log_dir: Path) -> tuple[Pa
         raise RuntimeError(f"{exp.name} produced no runs:\n{proc.stderr[-2000:]}")
     command = " ".join(["python train.py -m", f"experiment={exp.name}", *overrides])
     if weights:
-        source = " ".join(["python train.py", *exp.source_run, *extra, "seed=0"])
-        command = f"{source}` then `{command} pretrained_ckpt=<its best.ckpt>"
+        first = " ".join(["python train.py", *source])
+        command = f"{first}` then `{command} pretrained_ckpt=<its best.ckpt>"
     return sweep, time.monotonic() - start, command
 
 

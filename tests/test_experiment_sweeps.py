@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from results.results import EXPERIMENTS as PAGE_EXPERIMENTS
+from results.results import source_run
 from tests.conftest import EXPERIMENTS, QUIET, run_cli_on_fixtures, run_dirs, summary, sweep_jobs
 from tests.torchvision_files import md5_checks_skipped
 from transferlab.data import TorchvisionSource
@@ -34,7 +34,6 @@ QUICK = [
     "+trainer.limit_test_batches=1",
     QUIET,
 ]
-SOURCE_RUNS = {e.name: e.source_run for e in PAGE_EXPERIMENTS if e.source_run}
 SEED_NETWORKS = ("alexnet", "vgg16")  # the seeds' own: they must run at the seeds' 224 px
 
 
@@ -58,9 +57,9 @@ def _arms(name: str) -> int:
 
 def _user_files(name: str, cwd: Path, files, places365: Path) -> list[str]:
     """The overrides naming a file of the user's: a source run's checkpoint, Places365."""
-    if name in SOURCE_RUNS:
+    if overrides := source_run(name):  # as the experiment's YAML declares it
         proc = run_cli_on_fixtures(
-            "train.py", *SOURCE_RUNS[name], *QUICK, "task_name=source", cwd=cwd, files=files
+            "train.py", *overrides, *QUICK, "task_name=source", cwd=cwd, files=files
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         (source,) = run_dirs(cwd / "logs", "source/runs/*")

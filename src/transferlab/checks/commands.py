@@ -69,12 +69,16 @@ def validate_eval(cfg: DictConfig) -> None:
 def _no_missing(cfg: DictConfig) -> None:
     """A top-level `???` left by an experiment (e.g. the checkpoint to transfer from)."""
     missing = sorted(str(k) for k in cfg if OmegaConf.is_missing(cfg, k))
-    if missing:
-        raise UserError(
-            f"The chosen configs need a value for {', '.join(missing)}, which is ??? (no "
-            f"default). Fix: give it on the command line, e.g. {missing[0]}=<value>; the "
-            f"comment at the top of the experiment (or config) that sets it says what it is."
-        )
+    if not missing:
+        return
+    where = "the comment at the top of the experiment (or config) that sets it says what it is"
+    if source := cfg.get("source_run"):  # a transfer experiment's own run to start from
+        command = " ".join(["python train.py", *map(str, source)])
+        where = f"it is the checkpoints/best.ckpt of the run `{command}`, which comes first"
+    raise UserError(
+        f"The chosen configs need a value for {', '.join(missing)}, which is ??? (no "
+        f"default). Fix: give it on the command line, e.g. {missing[0]}=<value>; {where}."
+    )
 
 
 def positive(cfg: DictConfig, key: str, kind: type, example: str) -> None:

@@ -74,8 +74,12 @@ class HFImages(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __repr__(self) -> str:  # the feature cache's key: the Arrow table's own fingerprint
+    def __repr__(self) -> str:
         return f"HFImages({compat.hf_fingerprint(self.table)}, {self.mode})"
+
+    def fingerprint_parts(self) -> Iterator[bytes]:
+        """What identifies it for the feature cache: the Arrow table's own fingerprint."""
+        yield f"{type(self).__qualname__}|{len(self)}|{self!r}".encode()
 
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
         image = self.table[int(i)][self.image_column]

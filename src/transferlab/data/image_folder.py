@@ -9,7 +9,7 @@ how a file becomes a picture (orientation, colour, bit depth) is `data.decode`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from PIL import Image
@@ -61,6 +61,20 @@ class ImageFiles(Dataset):
     def at_draft_size(self, size: int | None) -> ImageFiles:
         """The same files, JPEGs decoded at reduced scale for a `size` px shorter side."""
         return ImageFiles(self.files, self.labels, self.mode, self.signatures, size)
+
+    def fingerprint_parts(self) -> Iterator[bytes]:
+        """What identifies it for the feature cache without decoding: each file's path, size,
+        modification time and label, and the JPEG draft size."""
+        # The folder's file index already holds each file's size and mtime: no stat then.
+        signatures = self.signatures or [_stat_signature(p) for p in self.files]
+        for path, signature, label in zip(self.files, signatures, self.labels, strict=True):
+            yield f"{path}|{signature}|{label}\n".encode()
+        yield f"draft {self.draft_size}".encode()
+
+
+def _stat_signature(path: str | Path) -> str:
+    stat = Path(path).stat()
+    return f"{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def with_draft_size(dataset: Dataset, size: int | None) -> Dataset:

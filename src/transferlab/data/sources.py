@@ -2,7 +2,8 @@
 
 A source is built by Hydra from `data.source` and answers `classes`, `channels` and
 `image_size` without loading anything; `splits(seed)` returns datasets of
-`(image, label)` with the image a PIL image or a uint8 CxHxW tensor. The sources
+`(image, label)` with the image a PIL image or a uint8 CxHxW tensor (what tells their
+images apart for the feature cache: `data.fingerprints`). The sources
 themselves: `digits.Digits`, `torchvision_sets.TorchvisionSource`,
 `image_folder.ImageFolderSource`, `csv_table.CsvSource`, `hf_datasets.HuggingFaceSource`
 and `packaged.Mnist`.
@@ -11,7 +12,7 @@ and `packaged.Mnist`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -109,6 +110,11 @@ class TensorImages(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i], int(self.labels[i])
+
+    def fingerprint_parts(self) -> Iterator[memoryview]:
+        """What identifies it for the feature cache: its pixels and labels, by value."""
+        for tensor in (self.images, torch.as_tensor(self.labels)):
+            yield tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data
 
 
 # A checkpoint keeps its source's `_target_`, and those written before the sources had

@@ -11,6 +11,7 @@ where its files go, and a download without network fails within seconds instead 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import socket
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torchvision
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets
@@ -26,6 +28,7 @@ from transferlab.data.sources import Splits, stratified_split
 from transferlab.data.subsets import cut, labels_of
 from transferlab.datasets import DATASETS
 from transferlab.errors import UserError
+from transferlab.image_files import is_image
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,28 @@ def torchvision_files(dataset: Dataset) -> list[Path] | None:
     # Any other set: its whole root, since where it keeps its files is its own business.
     folder = root if spec is None or spec.nested else root / spec.subfolder
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+# Files of a torchvision dataset smaller than this (labels, splits, class names) are read
+# whole; larger ones (pixel arrays, archives) and images count by path, size and mtime.
+_READ_BELOW = 1 << 20
+
+
+def library_fingerprint_parts(dataset: Dataset) -> Iterator[bytes]:
+    """What identifies a dataset of a library's own class (which cannot answer
+    `fingerprint_parts()` itself) for the feature cache: its repr, which tells a
+    torchvision set's splits apart (split=train), and for a torchvision set every file in
+    its folder (path, size, modification time, the content of small non-image files) and
+    its labels."""
+    yield f"{type(dataset).__qualname__}|{len(dataset)}|{dataset!r}".encode()
+    if (files := torchvision_files(dataset)) is None:
+        return
+    for path in files:
+        stat = path.stat()
+        yield f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
+        if stat.st_size < _READ_BELOW and not is_image(path):
+            yield hashlib.sha256(path.read_bytes()).digest()
+    yield np.asarray(labels_of(dataset), dtype=np.int64).tobytes()
 
 
 @contextlib.contextmanager

@@ -20,21 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from transferlab.atomic import atomic_write, atomic_write_text
-from transferlab.data.image_folder import ImageFiles
-from transferlab.data.sources import TensorImages
-from transferlab.data.subsets import labels_of
-from transferlab.data.torchvision_sets import torchvision_files
-from transferlab.image_files import is_image
+from transferlab.data.fingerprints import fingerprint_parts
 
 log = logging.getLogger("transferlab")
 
 FORMAT = 1  # bump when the file layout or the meaning of a key field changes
-# Files of a torchvision dataset smaller than this (labels, splits, class names) are read
-# whole; larger ones (pixel arrays, archives) and images count by path, size and mtime.
-_READ_BELOW = 1 << 20
 Features = tuple[torch.Tensor, torch.Tensor]
 # features.cache=memory: features computed in this process (e.g. earlier jobs of a sweep).
 _MEMORY: dict[str, Features] = {}
@@ -54,49 +47,12 @@ def state_digest(module: nn.Module) -> str:
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
-    """sha256 of what identifies a split's images without decoding them.
-
-    Subset indices, then the base data: in-memory tensors by value; image files by path,
-    size and modification time (from the folder's file index when it has one) and the
-    JPEG draft size; anything else by its repr, and a torchvision dataset also
-    by every file in its folder (path, size, modification time, and the content of small
-    non-image files) and its labels.
-    """
+    """sha256 of what identifies a split's images without decoding them: Subset indices,
+    then what the base data answers (`data.fingerprints`)."""
     digest = hashlib.sha256()
-    while True:
-        if isinstance(dataset, Subset):
-            digest.update(np.asarray(dataset.indices, dtype=np.int64).tobytes())
-        elif not (hasattr(dataset, "dataset") and hasattr(dataset, "transform")):
-            break  # reached the base data; a `Transformed` wrapper is looked through
-        dataset = dataset.dataset
-    if isinstance(dataset, TensorImages):
-        digest.update(_bytes(dataset.images))
-        digest.update(_bytes(torch.as_tensor(dataset.labels)))
-    elif isinstance(dataset, ImageFiles):
-        # The folder's file index already holds each file's size and mtime: no stat here.
-        signatures = dataset.signatures or [_stat_signature(p) for p in dataset.files]
-        for path, signature, label in zip(dataset.files, signatures, dataset.labels, strict=True):
-            digest.update(f"{path}|{signature}|{label}\n".encode())
-        digest.update(f"draft {dataset.draft_size}".encode())
-    else:  # a torchvision dataset's repr tells its splits apart (split=train)
-        digest.update(f"{type(dataset).__qualname__}|{len(dataset)}|{dataset!r}".encode())
-        if (files := torchvision_files(dataset)) is not None:
-            _update_with_files(digest, files)
-            digest.update(np.asarray(labels_of(dataset), dtype=np.int64).tobytes())
+    for part in fingerprint_parts(dataset):
+        digest.update(part)
     return digest.hexdigest()
-
-
-def _stat_signature(path: str | Path) -> str:
-    stat = Path(path).stat()
-    return f"{stat.st_size}|{stat.st_mtime_ns}"
-
-
-def _update_with_files(digest, files: list[Path]) -> None:
-    for path in files:
-        stat = path.stat()
-        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-        if stat.st_size < _READ_BELOW and not is_image(path):
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
 
 
 def _checksum(features: torch.Tensor, labels: torch.Tensor) -> str:
