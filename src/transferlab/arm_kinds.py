@@ -1,6 +1,6 @@
 """The kinds of study arm, one row each: how study.py runs an arm of that kind.
 
-Each `conf/arm/<name>.yaml` declares its `arm: {name, label, kind}`. Every part of the
+Each `conf/arm/<name>.yaml` declares its `arm: {name, label, kind, family}`. Every part of the
 study that depends on the kind (which network it runs on, whether it takes an optimizer,
 a learning rate and steps, which arms share a process, the order they run in) asks this
 table, so a new arm is one YAML, and a new kind one row here too. Torch-free.
@@ -42,6 +42,34 @@ KINDS = {
 }
 
 
+@dataclass(frozen=True)
+class Family:
+    """What an arm does with pretrained weights, as the verdict's crossover sentence ("where
+    fine-tuning overtakes frozen features") groups arms."""
+
+    name: str
+    frozen: bool = False  # the frozen-features side
+    # On the fine-tuning side: the family of the lowest rank present stands for it (whole
+    # fine-tuning; partial or gradual only where the study has none). None: neither side.
+    tuned_rank: int | None = None
+
+
+FAMILIES = {
+    f.name: f
+    for f in (
+        Family("scratch"),
+        Family("frozen_features", frozen=True),
+        Family("finetune", tuned_rank=0),
+        Family("partial_finetune", tuned_rank=1),
+    )
+}
+
+
+def family(name) -> Family:
+    """The arm family called `name`, or UserError listing the families there are."""
+    return row_of(FAMILIES, name, "arm family", "family: finetune")
+
+
 def get(name) -> ArmKind:
     """The arm kind called `name`, or UserError listing the kinds there are."""
     return row_of(KINDS, name, "arm kind", "kind: trained")
@@ -49,9 +77,11 @@ def get(name) -> ArmKind:
 
 def of(arm: Mapping | None, source: str) -> ArmKind:
     """The kind an `arm` config node declares; `source` names where the node came from."""
-    if not arm or not arm.get("kind") or not arm.get("label"):
+    if not arm or not all(arm.get(k) for k in ("kind", "label", "family")):
         raise UserError(
-            f"{source} declares no `arm: {{name, label, kind}}` node (seen: {arm!r}). Add one: "
-            f"the label the study page shows, and a kind, one of {', '.join(KINDS)}."
+            f"{source} declares no `arm: {{name, label, kind, family}}` node (seen: {arm!r}). "
+            f"Add one: the label the study page shows, a kind, one of {', '.join(KINDS)}, and "
+            f"a family, one of {', '.join(FAMILIES)}."
         )
+    family(arm["family"])
     return get(arm["kind"])

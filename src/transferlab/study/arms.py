@@ -19,7 +19,7 @@ QUIET = ["extras.print_config=false", "task_name=study"]
 
 
 def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
-    """An arm as its YAML declares it (label, kind), its composed config checked as
+    """An arm as its YAML declares it (label, kind, family), its composed config checked as
     train.py would check it."""
     cfg = _composed(name, overrides)
     kind = arm_kinds.of(cfg.get("arm"), f"conf/arm/{name}.yaml")
@@ -33,7 +33,8 @@ def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
             "matches the head (the kinds: transferlab/arm_kinds.py)."
         )
     validate_train(cfg)
-    return Arm(name, str(cfg.arm.label), kind, input_size.resolve(cfg).pixels)
+    size = input_size.resolve(cfg).pixels
+    return Arm(name, str(cfg.arm.label), kind, size, family=str(cfg.arm.family))
 
 
 def _composed(name: str, overrides: list[str], *after: str) -> DictConfig:

@@ -172,6 +172,7 @@ def _record(
         else:
             status = "pending"
         entry.arm, entry.arm_label, entry.optimizer = cell.arm.name, cell.arm.label, cell.optimizer
+        entry.arm_family = cell.arm.family
         entry.size, entry.folder, entry.status = cell.size, f"runs/{cell.id}", status
         entry.train_images = planning.train_images(cell, settings, counts)
         entry.steps = planning.schedule(cell, settings, counts).steps

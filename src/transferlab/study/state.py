@@ -26,6 +26,7 @@ class CellState:
     id: str
     arm: str | None = None
     arm_label: str | None = None
+    arm_family: str | None = None  # arm_kinds.FAMILIES (None in a plan older than the field)
     optimizer: str | None = None
     size: int | None = None
     train_images: int | None = None

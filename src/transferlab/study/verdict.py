@@ -13,21 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
+from transferlab import arm_kinds
+from transferlab.config_dirs import CONF_DIR
 from transferlab.report.run_folders import Run, find_runs, load_run
 from transferlab.report.seeds import interval
 
 PICK = "val/acc_best"  # the winner is picked on validation: test picks would bias test
-FRACTIONS = (
-    "acc",
-    "acc_best",
-    "ece",
-    "balanced_acc",
-    "macro_f1",
-)  # metrics that are fractions: intervals clipped to [0, 1]
+# metrics that are fractions: intervals clipped to [0, 1]
+FRACTIONS = ("acc", "acc_best", "ece", "balanced_acc", "macro_f1")
 TEST = "test/acc"
-FINETUNE_FAMILY = (("finetune",), ("partial", "gradual"))  # the second when the first is absent
-FROZEN_FAMILY = ("features_linear", "features_svm")
 
 
 @dataclass
@@ -203,9 +199,27 @@ def family_means(
     return out
 
 
+def family_of(result: CellResult) -> arm_kinds.Family:
+    """The cell's arm family as plan.json records it (a plan older than the field: the
+    family its arm's shipped YAML declares; an unknown one stands on neither side)."""
+    name = result.cell.get("arm_family")
+    shipped = Path(CONF_DIR) / "arm" / f"{result.cell['arm']}.yaml"
+    if not name and shipped.is_file():
+        name = OmegaConf.select(OmegaConf.load(shipped), "arm.family")
+    return arm_kinds.FAMILIES.get(str(name)) or arm_kinds.Family(str(name))
+
+
+def frozen_arms(results: Sequence[CellResult]) -> tuple[str, ...]:
+    """The arms on the frozen-features side of the crossover."""
+    return tuple(sorted({r.cell["arm"] for r in results if family_of(r).frozen}))
+
+
 def finetune_arms(results: Sequence[CellResult]) -> tuple[str, ...]:
-    present = {r.cell["arm"] for r in results}
-    return next((f for f in FINETUNE_FAMILY if present & set(f)), FINETUNE_FAMILY[0])
+    """The arms on the fine-tuning side: those of the lowest-ranked tuned family present
+    (whole fine-tuning; partial or gradual where the study has none)."""
+    ranked = {(family_of(r).tuned_rank, r.cell["arm"]) for r in results}
+    ranks = [rank for rank, _ in ranked if rank is not None]
+    return tuple(sorted(arm for rank, arm in ranked if ranks and rank == min(ranks)))
 
 
 def crossover(sizes: Sequence[float], a_means: Sequence[float], b_means: Sequence[float]) -> str:
