@@ -34,6 +34,7 @@ def stack(root: str = "transferlab", extras: frozenset = frozenset({"dev"})) -> 
     Only these are ours to check: a machine's other packages (CI images come with their own)
     may be at any version.
     """
+    platform = {**default_environment(), **LOCK_PLATFORM}
     seen: dict[str, set] = {}
     todo = [(root, set(extras))]
     while todo:
@@ -46,9 +47,9 @@ def stack(root: str = "transferlab", extras: frozenset = frozenset({"dev"})) -> 
             requires = distribution(name).requires or []
         except PackageNotFoundError:
             continue
+        envs = [{**platform, "extra": e} for e in wanted or {""}]
         for line in requires:
             req = Requirement(line)
-            envs = [{**default_environment(), **LOCK_PLATFORM, "extra": e} for e in wanted or {""}]
             if req.marker is None or any(req.marker.evaluate(env) for env in envs):
                 todo.append((req.name, set(req.extras)))
     return set(seen)

@@ -84,18 +84,18 @@ def efficiency_section(results: list[CellResult], plots: Path) -> str:
 
 
 def _crossover_sentence(results: list[CellResult]) -> str:
-    tuned = v.family_means(results, v.finetune_arms(results))
-    frozen = v.family_means(results, v.frozen_arms(results))
+    tuned_arms, frozen_arms = v.finetune_arms(results), v.frozen_arms(results)
+    tuned = v.family_means(results, tuned_arms)
+    frozen = v.family_means(results, frozen_arms)
     if not tuned or not frozen:
         return "No crossover to state: the study needs a fine-tune and a frozen-features arm."
     both = [s for s in tuned if s in frozen]
     sentence = v.crossover(
         [tuned[s][0] for s in both], [tuned[s][1] for s in both], [frozen[s][1] for s in both]
     )
-    tuned_arms, frozen_arms = ("`, `".join(f(results)) for f in (v.finetune_arms, v.frozen_arms))
     return (
-        f"{sentence} At each size the best of `{tuned_arms}` is set against the best of "
-        f"`{frozen_arms}`, each picked on validation."
+        f"{sentence} At each size the best of `{'`, `'.join(tuned_arms)}` is set against the "
+        f"best of `{'`, `'.join(frozen_arms)}`, each picked on validation."
     )
 
 
