@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,6 +79,11 @@ def main() -> None:
     parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tl-bench-fx-"))
+    measure(root, args)
+    shutil.rmtree(root)  # a failed run keeps its logs there to read
+
+
+def measure(root: Path, args: argparse.Namespace) -> None:
     common = [*COMMON, f"epochs={args.epochs}", f"seed={args.seed}"]
     print(f"logs and cache under {root}")
     print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}\n")

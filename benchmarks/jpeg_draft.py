@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -118,6 +119,8 @@ def main() -> None:
             f"{name} at {args.size} px: test acc draft {on:.4f} ({on_s:.0f} s), full decode "
             f"{off:.4f} ({off_s:.0f} s), difference {on - off:+.4f}"
         )
+    if args.dir is None:  # a failed run stops above and keeps its logs
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

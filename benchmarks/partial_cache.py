@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -50,7 +51,8 @@ def train(root: Path, *overrides: str) -> tuple[float, list[float]]:
 
 def timed(label: str, *overrides: str) -> tuple[float, list[float]]:
     root = Path(tempfile.mkdtemp(prefix="tl-bench-partial-"))
-    elapsed, accs = train(root, *overrides)
+    elapsed, accs = train(root, *overrides)  # a failed job exits, keeping its logs
+    shutil.rmtree(root)
     print(f"  {label:<34}{elapsed:8.1f} s   test/acc {', '.join(f'{a:.4f}' for a in accs)}")
     return elapsed, accs
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _pytest.pathlib import LOCK_TIMEOUT, cleanup_numbered_dir
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -39,6 +40,25 @@ QUIET = "extras.print_config=false"  # the config tree would bury the lines a te
 IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
 TORCH_IMPORTED = re.compile(r"\|\s+torch$", re.MULTILINE)
 HALF = Preprocess(image_size=16, channels=3, mean=(0.5,), std=(0.5,))  # small RGB, cheap
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Delete earlier sessions' temp folders before this one writes its own.
+
+    pytest prunes them only when a session ends, so on a machine that ran the suite before
+    (a CI runner) this session would start beside tens of GB of leftovers. The
+    same pytest routine runs here, first: folders of sessions still running keep their lock
+    and are left alone. Skipped under --basetemp (its parent is the user's folder) and in
+    xdist workers (the controller does it once).
+    """
+    config = session.config
+    if config.option.basetemp or hasattr(config, "workerinput"):
+        return
+    own = config._tmp_path_factory.getbasetemp()
+    dead_before = time.time() - LOCK_TIMEOUT
+    cleanup_numbered_dir(
+        own.parent, "pytest-", keep=1, consider_lock_dead_if_created_before=dead_before
+    )
 
 
 def _strings(node: ast.AST) -> set[str]:
