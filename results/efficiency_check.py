@@ -2,18 +2,15 @@
 
 It runs the study that results.yaml's `data_efficiency` block gives (arms, sizes, budget)
 and puts the study's own data-efficiency plot, crossover sentence and table on the page,
-with the command, what the budget cut, and the study's wall time.
+its steps and convergence per point, the command, what the budget cut, and its wall time.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from pathlib import Path
-
-from omegaconf import OmegaConf
 
 from results import results_page
 
@@ -38,7 +35,9 @@ def render(question: str, study: Path, command: str, wall_s: float, out: Path) -
     """The section from a finished study folder: its efficiency part, plot copied to `out`."""
     report = (study / "report.md").read_text()
     plan = json.loads((study / "plan.json").read_text())
-    part = _part(report, "## Data efficiency")
+    part = _part(report, "## Data efficiency") or (
+        "## Data efficiency\n\nThe study ran a single size: no data-efficiency curve.\n"
+    )
     picture = out / "data_efficiency_mnist.png"
     if (study / "plots" / "data_efficiency.png").is_file():
         out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +53,7 @@ def render(question: str, study: Path, command: str, wall_s: float, out: Path) -
             "",
             *part.splitlines()[2:],
             "",
-            *_steps_caveat(study, plan),
+            *_training(report),
             f"Command: `{command}` — {minutes * 60:.0f} s wall, in a {plan['budget_minutes']:g}"
             f"-minute budget; cut to fit: {cuts}. The study's full page (verdict, per-class "
             "accuracy, every run's command) is its report.md.",
@@ -63,28 +62,17 @@ def render(question: str, study: Path, command: str, wall_s: float, out: Path) -
     )
 
 
-def _steps_caveat(study: Path, plan: dict) -> list[str]:
-    """Every size trains the same epochs: at the smallest that is a few optimizer steps,
-    which the reader of the curve's left end must know."""
-    epochs, sizes = plan["settings"].get("epochs"), [n for n in plan["settings"]["sizes"] if n]
-    configs = sorted(study.glob("runs/*/seed*/.hydra/config.yaml"))
-    if not (epochs and sizes and configs):
-        return []
-    batch = int(OmegaConf.load(configs[0]).batch_size)
-    steps = epochs * math.ceil(min(sizes) / batch)
-    return [
-        f"Every size trained for the same {epochs} epoch(s) at batch size {batch}: at "
-        f"{min(sizes):,} images that is {steps} optimizer step(s) per run, so the left of "
-        "the curve shows short training as much as few images; a larger budget buys more "
-        "epochs (`study.epochs`) at every size.",
-        "",
-    ]
+def _training(report: str) -> list[str]:
+    """The study's steps per cell: how long each point of the curve trained, and whether
+    its runs had stopped improving (a reader of the curve's left end needs both)."""
+    part = _part(report, "## Training per cell").splitlines()[2:]
+    return ["Training behind each point of the curve:", "", *part, ""] if part else []
 
 
 def _part(report: str, heading: str) -> str:
     """One `## ` section of a markdown page, heading included ('' when absent)."""
     start = report.find(heading + "\n")
     if start < 0:
-        return heading + "\n\nThe study ran a single size: no data-efficiency curve.\n"
+        return ""
     end = report.find("\n## ", start + len(heading))
     return report[start : end if end > 0 else len(report)]

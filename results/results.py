@@ -31,7 +31,7 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from results import efficiency_check, results_page, seed_figures, zoo_check
+from results import efficiency_check, results_page, seed_figures, trust_check, zoo_check
 from transferlab.config_dirs import CONF_DIR
 from transferlab.report.run_folders import find_runs, load_run, varying_keys
 from transferlab.report.seeds import formatted_groups, seed_groups
@@ -228,6 +228,11 @@ def main(argv: Sequence[str] = ()) -> int:
         if exp.name == efficiency_check.NAME:  # a study.py run at growing sizes
             settings = results_page.page_data()[efficiency_check.NAME]
             text = efficiency_check.section(exp.question, settings, quick, log_dir, out)
+            fresh[exp.name] = results_page.stamped(text, results_page.made_now())
+            continue
+        if exp.name == trust_check.NAME:  # short and long studies' verdicts side by side
+            settings = results_page.page_data()[trust_check.NAME]
+            text = trust_check.section(exp.question, settings, quick, log_dir)
             fresh[exp.name] = results_page.stamped(text, results_page.made_now())
             continue
         sweep, wall_s, command = run_experiment(exp, QUICK if quick else [], log_dir)

@@ -338,6 +338,11 @@ def test_the_results_page_section_carries_the_studys_plot_crossover_and_wall_tim
     text = efficiency_check.render("From how many images?", study, "python study.py ...", 99, out)
     assert text.startswith("## data_efficiency\n\nFrom how many images?\n")
     assert "Fine-tuning overtakes frozen features from about 550 images" in text
+    training = text.split("Training behind each point of the curve:\n", 1)[1]
+    assert training.startswith("\nEvery trained run gets at least study.min_steps")
+    assert (
+        "| recipe | training images | steps planned | steps run (median) | converged |" in training
+    )
     assert "![test accuracy against training images](data_efficiency_mnist.png)" in text
     assert (out / "data_efficiency_mnist.png").read_bytes().startswith(b"\x89PNG")
     assert "— 588 s wall" in text  # the study's own elapsed minutes (9.8), not the 99 s given
