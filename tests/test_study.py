@@ -11,12 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from tests.conftest import MNIST_CACHE, ROOT
 from tests.torchvision_files import write_mnist_folder
 from transferlab.arm_kinds import KINDS
 from transferlab.errors import UserError
 from transferlab.study import budget
+from transferlab.study import grid as grid_module
 from transferlab.study import plan as planning
 from transferlab.study.batches import Batch
 from transferlab.study.plan import Arm, Cost, Counts, Settings
@@ -53,7 +55,8 @@ CANDIDATES = {
 def _seconds(sizes=(None,)):
     def seconds(s: Settings) -> float:
         cells = planning.planned(ARMS, ["adam", "sgd"], s)
-        return planning.estimate(cells, COSTS, s, COUNTS, process_s=5, processes=6, grid=3)
+        lrs = 1 if s.one_lr else 3
+        return planning.estimate(cells, COSTS, s, COUNTS, process_s=5, processes=6, grid=lrs)
 
     return seconds
 
@@ -193,6 +196,51 @@ def test_with_sizes_the_largest_sizes_are_dropped_before_image_size_and_seeds_st
     s = budget.fit(CANDIDATES, full / budget.FILL * 0.9, seconds, COUNTS, sizes)
     assert s.sizes[0] == 100 and 1000 not in s.sizes and s.image_size == 64
     assert s.seeds_at(100) == s.seeds >= 3 and "sizes dropped: 1,000" in s.cuts
+
+
+def test_the_lr_grid_narrows_to_its_middle_value_before_an_arm_goes():
+    grid = {"adam": [3e-4, 1e-3, 3e-3]}
+    candidates = {**CANDIDATES, "optimizers": ["adam"], "lr": "grid", "lr_grid": grid}
+
+    def seconds(s: Settings) -> float:  # the first seed tries 3 lrs: 2 runs more a cell
+        runs = s.seeds + (0 if s.one_lr else 2)
+        return 10.0 * runs * (len(candidates["arms"]) - len(s.arms_dropped))
+
+    # the grid at 3 arms: 150 s; one lr: 90 s; the grid at 2 arms: 100 s
+    s = budget.fit(candidates, 95 / budget.FILL, seconds, COUNTS, (None,))
+    assert s.one_lr and s.arms_dropped == () and s.seeds == 3
+    assert s.cuts == ("lr grid narrowed to its middle value (one lr per optimizer)",)
+    assert not budget.fit(candidates, 150 / budget.FILL, seconds, COUNTS, (None,)).one_lr
+    spec = OmegaConf.create({"lr_grid": grid})
+    assert grid_module.lr_candidates(spec, "adam", s) == ["0.001"]
+    assert grid_module.lr_candidates(spec, "adam", replace(s, one_lr=False)) == [
+        "0.0003",
+        "0.001",
+        "0.003",
+    ]
+    saved = StudyPlan.new(s, COUNTS, "grid", command="", data="digits", backbone="",
+                          budget_minutes=10, estimate_minutes=9, started="")  # fmt: skip
+    assert saved.typed_settings().one_lr  # a resumed study runs the lr it planned
+
+
+def test_arms_go_within_a_family_first_so_each_family_keeps_a_recipe():
+    cost = {"scratch": 10, "features_svm": 150, "features_linear": 160, "finetune": 100}
+    cost["gradual"] = 90
+    families = {"features_svm": "frozen", "features_linear": "frozen", "gradual": "finetune"}
+    families |= {"scratch": "scratch", "finetune": "finetune"}
+    candidates = {**CANDIDATES, "arms": list(cost), "optimizers": ["adam"]}
+
+    def seconds(s: Settings) -> float:
+        return sum(c for arm, c in cost.items() if arm not in s.arms_dropped) * s.seeds / 3
+
+    # 510 s in all: by cost alone both frozen arms would go (350, then 200 s)
+    s = budget.fit(candidates, 300 / budget.FILL, seconds, COUNTS, (None,), families)
+    assert s.arms_dropped == ("features_linear", "finetune")
+    assert {families[a] for a in cost if a not in s.arms_dropped} == {
+        "scratch",
+        "frozen",
+        "finetune",
+    }
 
 
 def test_a_batch_puts_seeds_first_so_every_cell_gets_seed_0_before_any_seed_1(tmp_path):

@@ -5,10 +5,12 @@ until the estimate from the probe fills at most FILL of the budget. The order, s
 each report: epochs of the large sizes down to 3 (every run still trains at least
 study.min_steps steps, so the small sizes are never starved), then the largest training-set
 sizes, then the image size, then epochs down to 1, then an optimizer (the costliest), then
-whole arms (the costliest first) down to two. Seeds never go below study.seeds. What a late
-cut frees pays for earlier cuts again (dropping SGD alone may leave room for the whole
-training set), and seeds grow toward max_seeds with what is left. When not even two arms
-fit, it refuses and names the smallest budget that would.
+the lr grid to its middle value, then arms: first the costliest of a family that keeps
+another (gradual before fine-tune itself), so scratch, frozen features and fine-tuning each
+keep a recipe while they can, then whole families, down to two arms. Seeds never go below
+study.seeds. What a late cut frees pays for earlier cuts again (dropping SGD alone may
+leave room for the whole training set), and seeds grow toward max_seeds with what is left.
+When not even two arms fit, it refuses and names the smallest budget that would.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ def fit(
     seconds: Callable[[Settings], float],
     counts: Counts,
     sizes: tuple[int | None, ...],
+    families: dict[str, str] | None = None,
 ) -> Settings:
     """The preferred settings whose estimate `seconds(settings)` fills at most FILL of the
-    budget (`budget_s`: what is left of study.budget_minutes after the probe)."""
+    budget (`budget_s`: what is left of study.budget_minutes after the probe). `families`:
+    each arm's family (arm_kinds.FAMILIES); an arm not in it is a family of its own."""
     epochs, images = list(candidates["epochs"]), list(candidates["image_sizes"]) or [None]
     cuts = [None, *[c for c in candidates["train_cuts"] if c < counts.train]]
     base = Settings(
@@ -48,7 +52,7 @@ def fit(
     ladder = _steps(base, epochs, images, cuts)
     settings = base
     while seconds(settings) > target:
-        cheaper = next(ladder, None) or _dropped(settings, candidates, seconds)
+        cheaper = next(ladder, None) or _dropped(settings, candidates, seconds, families or {})
         if cheaper is None:
             spent_s = float(candidates["budget_minutes"]) * 60 - budget_s
             raise too_small(candidates, spent_s + seconds(settings) / FILL, settings)
@@ -77,27 +81,41 @@ def _steps(base: Settings, epochs: list[int], images: list, cuts: list) -> Itera
         yield (s := replace(s, epochs=e))
 
 
-def _dropped(s: Settings, candidates: dict, seconds) -> Settings | None:
-    """The costliest optimizer dropped (one always stays), else the costliest arm (two stay)."""
+def _dropped(s: Settings, candidates: dict, seconds, families: dict) -> Settings | None:
+    """The costliest optimizer dropped (one always stays), else one lr per optimizer, else
+    the costliest arm of a family that keeps another, else the costliest arm (two stay)."""
     optimizers = [o for o in candidates["optimizers"] if o not in s.optimizers_dropped]
     if len(optimizers) > 1:
         # reversed: of two that cost the same, the one listed last goes
         tries = [replace(s, optimizers_dropped=(*s.optimizers_dropped, o)) for o in optimizers]
         return min(reversed(tries), key=seconds)
+    if not s.one_lr and _has_grid(candidates, optimizers):
+        return replace(s, one_lr=True)
     arms = [a for a in candidates["arms"] if a not in s.arms_dropped]
     if len(arms) > 2:
-        tries = [replace(s, arms_dropped=(*s.arms_dropped, a)) for a in arms]
+        family = [families.get(a, a) for a in arms]
+        kin = [a for a, f in zip(arms, family, strict=True) if family.count(f) > 1]
+        tries = [replace(s, arms_dropped=(*s.arms_dropped, a)) for a in kin or arms]
         return min(reversed(tries), key=seconds)
     return None
 
 
+def _has_grid(candidates: dict, optimizers: list[str]) -> bool:
+    """study.lr=grid with more than one lr for an optimizer still planned."""
+    grids = candidates.get("lr_grid") or {}
+    return candidates.get("lr") == "grid" and any(len(grids.get(o) or ()) > 1 for o in optimizers)
+
+
 def _given_back(s: Settings, base: Settings, epochs: list, images: list, cuts: list, fits):
     """The ladder's cuts undone, most valuable first, each while the plan still fits:
-    dropped arms (the last dropped first: dropping a costlier one may have made room),
-    dropped sizes (smallest first), more training images, larger images, more epochs."""
+    dropped arms (the last dropped first: dropping a costlier one may have made room), the
+    lr grid, dropped sizes (smallest first), more training images, larger images, more
+    epochs."""
     for arm in reversed(s.arms_dropped):
         more = replace(s, arms_dropped=tuple(a for a in s.arms_dropped if a != arm))
         s = more if fits(more) else s
+    if s.one_lr and fits(replace(s, one_lr=False)):
+        s = replace(s, one_lr=False)
     for size in [n for n in base.sizes if n not in s.sizes]:
         more = replace(s, sizes=tuple(n for n in base.sizes if n in s.sizes or n == size))
         s = more if fits(more) else s
@@ -128,6 +146,8 @@ def described(base: Settings, s: Settings, counts: Counts) -> list[str]:
         out.append(f"image size {base.image_size} -> {s.image_size} px (arms reading more)")
     if s.optimizers_dropped:
         out.append("optimizers dropped: " + ", ".join(s.optimizers_dropped))
+    if s.one_lr:
+        out.append("lr grid narrowed to its middle value (one lr per optimizer)")
     if s.arms_dropped:
         out.append("arms dropped: " + ", ".join(s.arms_dropped))
     if s.seeds > base.seeds:

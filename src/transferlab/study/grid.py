@@ -52,7 +52,7 @@ def batches(
                 by.setdefault((own, seeds, cell.optimizer if lr else None, lr), []).append(cell)
         for (own, seeds, opt, lr), at in by.items():
             base = [*overrides[kind], *own]
-            lrs = None if lr is None else [as_lr(v) for v in spec.lr_grid[opt]] if first else [lr]
+            lrs = None if lr is None else lr_candidates(spec, opt, settings) if first else [lr]
             for part in _products(at):
                 sizes = ",".join(str(n) for n in dict.fromkeys(c.size for c in part))
                 name = f"{kind.name}{f'-{opt}' if opt else ''}-n{sizes}"
@@ -76,6 +76,13 @@ def _products(cells: list[Cell]) -> list[list[Cell]]:
     return [[c for c in cells if c.size == size] for size in sizes]
 
 
+def lr_candidates(spec, optimizer: str, settings: Settings) -> list[str]:
+    """The lrs a cell's first seed tries: its optimizer's grid, or the grid's middle value
+    when the budget narrowed it (study/budget.py)."""
+    grid = [as_lr(v) for v in spec.lr_grid[optimizer]]
+    return [grid[len(grid) // 2]] if settings.one_lr else grid
+
+
 def as_lr(value) -> str:
     return repr(float(value))
 
@@ -88,7 +95,7 @@ def pick_lrs(plan: StudyPlan, cells: list[Cell], study: Path, spec) -> None:
         if not cell.arm.kind.needs_optimizer:
             continue
         scores = {}
-        for lr in (as_lr(v) for v in spec.lr_grid[cell.optimizer]):
+        for lr in lr_candidates(spec, cell.optimizer, plan.typed_settings()):
             summary = summary_of(study / "runs" / cell.id / job_name(0, lr)) or {}
             if summary.get("status") == "completed":
                 scores[lr] = summary["metrics"].get("val/acc_best", 0.0)

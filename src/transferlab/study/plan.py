@@ -87,6 +87,8 @@ class Settings:
     min_steps: int = 0  # every trained run: at least this many optimizer steps
     optimizers_dropped: tuple[str, ...] = ()  # cut to fit the budget
     arms_dropped: tuple[str, ...] = ()
+    # study.lr=grid: each optimizer's grid narrowed to its middle value, to fit the budget
+    one_lr: bool = False
 
     def seeds_at(self, size: int | None) -> int:
         return 1 if size in self.few_seed_sizes else self.seeds

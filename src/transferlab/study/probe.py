@@ -185,10 +185,13 @@ def fitted(
         # it unless min_steps gives sizes their own epochs. Later seeds: as many again, or,
         # with a grid, about 2 picked lrs per size.
         optimizers = len(spec.optimizers) - len(s.optimizers_dropped)
-        first = sum(optimizers if k.needs_optimizer and grid > 1 else 1 for k in kinds)
+        lrs = 1 if s.one_lr else grid
+        first = sum(optimizers if k.needs_optimizer and lrs > 1 else 1 for k in kinds)
         spread = len(s.sizes) if s.min_steps else 1
-        processes = first * (spread + (2 * len(s.sizes) if grid > 1 else spread))
-        return planning.estimate(cells, costs, s, counts, process_s, processes, lr_batches, grid)
+        processes = first * (spread + (2 * len(s.sizes) if lrs > 1 else spread))
+        return planning.estimate(cells, costs, s, counts, process_s, processes, lr_batches, lrs)
 
-    settings = budget.fit(OmegaConf.to_container(spec), budget_left, seconds, counts, sizes)
+    families = {arm.name: arm.family for arm in arms}
+    candidates = OmegaConf.to_container(spec)
+    settings = budget.fit(candidates, budget_left, seconds, counts, sizes, families)
     return settings, seconds(settings) + clock.elapsed_s()

@@ -68,6 +68,7 @@ class StudyPlan:
                 "min_steps": s.min_steps,
                 "optimizers_dropped": list(s.optimizers_dropped),
                 "arms_dropped": list(s.arms_dropped),
+                "one_lr": s.one_lr,
             },
             counts={
                 "train": counts.train,
@@ -112,6 +113,7 @@ class StudyPlan:
             min_steps=s.get("min_steps", 0),
             optimizers_dropped=tuple(s.get("optimizers_dropped", ())),
             arms_dropped=tuple(s.get("arms_dropped", ())),
+            one_lr=bool(s.get("one_lr", False)),
         )
 
     def typed_counts(self) -> Counts:
