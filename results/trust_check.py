@@ -75,9 +75,22 @@ def _overlaps(r: v.CellResult, low: float, high: float) -> bool:
 
 
 def agreement(short: Verdict, long: Verdict) -> str:
-    """One sentence: do the two verdicts agree, and if not, had the short one hedged?"""
+    """Do the two verdicts agree, and if not, had the short one hedged? Then whether the
+    long study itself told its winner from the rest."""
     if short.winner is None or long.winner is None:
         return "No comparison: one of the studies has no finished recipe."
+    tied = sorted(long.tied - {long.winner})
+    if long.clear or not tied:
+        return _compared(short, long)
+    names = [long.winner, *tied]  # labels hold commas ("fine-tune, adam"): ";" between 3+
+    listed = " and ".join(names) if len(names) == 2 else f"{'; '.join(names[:-1])}; and {names[-1]}"
+    return (
+        f"{_compared(short, long)} The long study itself found no clear winner: the test "
+        f"intervals of {listed} overlap."
+    )
+
+
+def _compared(short: Verdict, long: Verdict) -> str:
     if short.winner == long.winner:
         how = "clearly" if short.clear else "though it said there was no clear winner"
         return f"**They agree**: both name {short.winner}; the short study named it {how}."
@@ -141,8 +154,7 @@ def _study(args: list[str], log_dir: Path) -> Path:
 
 def section(question: str, settings: dict, quick: bool, log_dir: Path) -> str:
     budgets = settings["quick"] if quick else settings  # quick: minutes, not the page's hour
-    labels = (settings["labels"]["short"], settings["labels"]["long"])
-    parts = [f"## {NAME}", "", question, "", *settings["intro"].split("\n"), ""]
+    verdicts = {}
     for name, data in settings["datasets"].items():
         found = []
         for key in ("short", "long"):
@@ -151,5 +163,13 @@ def section(question: str, settings: dict, quick: bool, log_dir: Path) -> str:
             study = _study(args, log_dir / name / key)
             print(f"[results] trust {name} {key}: {time.perf_counter() - start:.0f} s", flush=True)
             found.append(read_verdict(study, "python study.py " + " ".join(args)))
-        parts.append(render_dataset(name, found[0], found[1], labels))
+        verdicts[name] = (found[0], found[1])
+    return render(question, settings, verdicts)
+
+
+def render(question: str, settings: dict, verdicts: dict[str, tuple[Verdict, Verdict]]) -> str:
+    """The section from each dataset's (short, long) verdicts."""
+    labels = (settings["labels"]["short"], settings["labels"]["long"])
+    parts = [f"## {NAME}", "", question, "", *settings["intro"].split("\n"), ""]
+    parts += [render_dataset(name, *pair, labels) for name, pair in verdicts.items()]
     return "\n".join(parts)

@@ -53,6 +53,7 @@ def test_a_long_winner_the_short_study_cut_is_named_with_the_cut(tmp_path):
     assert short.separation == "alone" and short.winner == "frozen features + SVM"
     sentence = trust_check.agreement(short, long)
     assert "was not among the short study's finished recipes" in sentence
+    assert "no clear winner" not in sentence  # the long study's fine-tune wins clearly
     assert "arms dropped: finetune" in sentence
     table = trust_check.comparison(short, long, LABELS)
     ft_row = next(row for row in table if row.startswith("| fine-tune, adam |"))
@@ -64,6 +65,11 @@ def test_the_section_lists_both_studies_with_wall_times_the_page_adds_up(tmp_pat
     long = verdict(tmp_path, "l", CLEAR_SVM, elapsed_minutes=55.0)
     text = trust_check.render_dataset("digits", short, long, LABELS)
     assert text.startswith("### digits\n\n**They disagree, as the short study warned**")
+    long_hedged = verdict(tmp_path, "l2", HEDGED_FT)
+    assert trust_check.agreement(short, long_hedged).endswith(
+        "The long study itself found no clear winner: the test intervals of fine-tune, adam "
+        "and frozen features + SVM overlap."
+    )
     assert "| recipe | 10-minute study | 60-minute study |" in text
     assert "- 10-minute study: `python study.py data=digits # s` — 570 s wall" in text
     assert "- 60-minute study: `python study.py data=digits # l` — 3300 s wall" in text
