@@ -21,14 +21,8 @@ def section(question: str, settings: dict, quick: bool, log_dir: Path, out: Path
     args = [*settings["study"], *(settings["quick"] if quick else [])]
     command = "python study.py " + " ".join(args)
     start = time.perf_counter()
-    proc = results_page.script("study.py", [*args, f"paths.log_dir={log_dir}"], log_dir)
-    wall = time.perf_counter() - start
-    studies = sorted((log_dir / "study").glob("*/report.md"), key=lambda p: p.stat().st_mtime)
-    if proc.returncode != 0 or not studies:
-        tail = (proc.stdout + proc.stderr)[-1500:]
-        raise RuntimeError(f"{command} failed (exit {proc.returncode}):\n{tail}")
-    study = studies[-1].parent
-    return render(question, study, command, wall, out)
+    study = results_page.run_study(args, log_dir)
+    return render(question, study, command, time.perf_counter() - start, out)
 
 
 def render(question: str, study: Path, command: str, wall_s: float, out: Path) -> str:

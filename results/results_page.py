@@ -43,6 +43,17 @@ def script(name: str, args: list[str], log_dir: Path) -> subprocess.CompletedPro
     return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
 
 
+def run_study(args: list[str], log_dir: Path) -> Path:
+    """Run study.py with `args`, its logs under `log_dir`; the study folder it wrote."""
+    before = set((log_dir / "study").glob("*/"))
+    proc = script("study.py", [*args, f"paths.log_dir={log_dir}"], log_dir)
+    made = sorted(set((log_dir / "study").glob("*/")) - before)
+    if proc.returncode != 0 or not made or not (made[-1] / "report.md").is_file():
+        tail = (proc.stdout + proc.stderr)[-1500:]
+        raise RuntimeError(f"study.py {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
+    return made[-1]
+
+
 @functools.cache
 def page_data() -> dict:
     """results.yaml: the page's experiments, targets, seed figures and note."""

@@ -37,7 +37,7 @@ class Verdict:
 
     @property
     def clear(self) -> bool:
-        return self.separation == "clear" or self.separation == "alone"
+        return self.separation in ("clear", "alone")
 
 
 def read_verdict(study: Path, command: str) -> Verdict:
@@ -141,17 +141,6 @@ def render_dataset(name: str, short: Verdict, long: Verdict, labels: tuple[str, 
     return "\n".join([*lines, ""])
 
 
-def _study(args: list[str], log_dir: Path) -> Path:
-    """Run study.py with `args`; the folder of the study it wrote."""
-    before = set((log_dir / "study").glob("*/"))
-    proc = results_page.script("study.py", [*args, f"paths.log_dir={log_dir}"], log_dir)
-    made = sorted(set((log_dir / "study").glob("*/")) - before)
-    if proc.returncode != 0 or not made or not (made[-1] / "report.md").is_file():
-        tail = (proc.stdout + proc.stderr)[-1500:]
-        raise RuntimeError(f"study.py {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
-    return made[-1]
-
-
 def section(question: str, settings: dict, quick: bool, log_dir: Path) -> str:
     budgets = settings["quick"] if quick else settings  # quick: minutes, not the page's hour
     verdicts = {}
@@ -160,7 +149,7 @@ def section(question: str, settings: dict, quick: bool, log_dir: Path) -> str:
         for key in ("short", "long"):
             args = [*data, *budgets[key]]
             start = time.perf_counter()
-            study = _study(args, log_dir / name / key)
+            study = results_page.run_study(args, log_dir / name / key)
             print(f"[results] trust {name} {key}: {time.perf_counter() - start:.0f} s", flush=True)
             found.append(read_verdict(study, "python study.py " + " ".join(args)))
         verdicts[name] = (found[0], found[1])
