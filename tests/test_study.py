@@ -243,6 +243,77 @@ def test_arms_go_within_a_family_first_so_each_family_keeps_a_recipe():
     }
 
 
+def test_a_small_validation_split_turns_on_cross_validation_with_at_most_k_seeds():
+    spec = {"folds": 5, "cv_below": 200}
+    assert planning.cv_folds(spec, replace(COUNTS, val=15)) == 5
+    assert planning.cv_folds(spec, COUNTS) is None  # 270 validation images pick as they are
+    assert planning.cv_folds({**spec, "folds": None}, replace(COUNTS, val=15)) is None
+    cv = Settings(3, 64, None, 3, folds=5)
+    cell = planning.Cell(ARMS[0], "adam", 100)
+    assert planning.train_images(cell, cv, COUNTS) == 80  # its fold is held out
+    assert planning.val_images(cell, cv, COUNTS) == 20
+    assert planning.val_images(cell, replace(cv, folds=None), COUNTS) == COUNTS.val
+    assert cv.lr_seeds_at(100) == 3 and replace(cv, folds=None).lr_seeds_at(100) == 1
+
+    def runs(s: Settings) -> float:  # the estimate in runs of the cell
+        one = planning.job_seconds(cell, COSTS["scratch"], s, COUNTS)
+        return planning.estimate([cell], COSTS, s, COUNTS, 0, 0, grid=3) / one
+
+    # each other lr of the grid is tried on 3 folds: 3 seeds + 2 x 3, not 3 + 2
+    assert runs(cv) == pytest.approx(9) and runs(replace(cv, folds=None)) == pytest.approx(5)
+    roomy = budget.fit(CANDIDATES, 1e9, _seconds(), COUNTS, (None,), folds=4)
+    assert roomy.seeds == 4 and roomy.folds == 4  # seed s runs fold s: never more seeds
+    assert budget.fit(CANDIDATES, 1e9, _seconds(), COUNTS, (None,)).seeds == 5
+    with pytest.raises(UserError, match=r"study.seeds=3 is more than study.folds=2.*Fix"):
+        budget.fit(CANDIDATES, 1e9, _seconds(), COUNTS, (None,), folds=2)
+    saved = StudyPlan.new(roomy, COUNTS, "grid", command="", data="digits", backbone="",
+                          budget_minutes=10, estimate_minutes=9, started="")  # fmt: skip
+    assert saved.typed_settings().folds == 4  # a resumed study validates on the same folds
+
+
+def test_with_cross_validation_each_lr_is_tried_on_three_folds_and_kept_on_their_mean(tmp_path):
+    from tests.test_study_report import make_cell, write_run
+
+    spec = OmegaConf.create({"lr": "grid", "lr_grid": {"adam": [1e-3, 1e-2]}})
+    settings = Settings(3, 32, None, 5, folds=5)
+    cells = planning.cells(ARMS[:1], ["adam"], (None,))
+    sides = {k: ["data=digits"] for k in KINDS.values()}
+    first = grid_module.batches(cells, settings, spec, sides, COUNTS, first=True)
+    assert [(b.seeds, b.lrs) for b in first] == [([0, 1, 2], ["0.001", "0.01"])]
+    plan = StudyPlan.new(settings, COUNTS, "grid", command="", data="digits", backbone="",
+                         budget_minutes=10, estimate_minutes=9, started="")  # fmt: skip
+    cell = make_cell("scratch", lr=None)
+    # fold 0 alone would keep 0.01; the mean over the three folds keeps 0.001
+    for seed, (a, b) in enumerate([(0.80, 0.90), (0.85, 0.70), (0.86, 0.72)]):
+        write_run(tmp_path, cell, seed, a, a, lr="0.001")
+        write_run(tmp_path, cell, seed, b, b, lr="0.01")
+    grid_module.pick_lrs(plan, cells, tmp_path, spec)
+    assert plan.cell("scratch-adam").lr == "0.001"
+    later = grid_module.batches(cells, settings, spec, sides, COUNTS, first=False, plan=plan)
+    assert [(b.seeds, b.lrs) for b in later] == [([3, 4], ["0.001"])]
+
+
+def test_a_cross_validated_study_pools_a_carved_validation_split_unless_the_user_set_it():
+    from transferlab.study.arms import cv_counts, cv_overrides, split_counts
+
+    source = {"_target_": "transferlab.data.digits.Digits", "val_fraction": 0.15}
+    cfg = OmegaConf.create({"data": {"source": {**source, "test_fraction": 0.15}}})
+    cfg.seed, cfg.batch_size = 0, 64
+    assert cv_overrides(cfg, [], 5) == [
+        "data.folds=5",
+        "data.fold=${seed}",
+        "data.source.val_fraction=0",
+    ]
+    given = ["data.source.val_fraction=0.3"]
+    assert cv_overrides(cfg, given, 5) == ["data.folds=5", "data.fold=${seed}"]
+    fixed = OmegaConf.create({"data": {"source": {"root": "x"}}})  # its own val split
+    assert "data.source.val_fraction=0" not in cv_overrides(fixed, [], 5)
+    before, pooled = split_counts(cfg), cv_counts(cfg, [])
+    assert pooled.train == before.train + before.val and pooled.val == 0
+    assert pooled.test == before.test  # test is carved first: the same images
+    assert cv_counts(cfg, given) == before and cfg.data.source.val_fraction == 0.15
+
+
 def test_a_batch_puts_seeds_first_so_every_cell_gets_seed_0_before_any_seed_1(tmp_path):
     cells = planning.cells(ARMS[1:2], ["adam", "sgd"], (100, 300))
     batch = Batch("b", cells, [1, 2], ["data=digits"])
@@ -386,3 +457,53 @@ def test_a_study_on_an_image_folder_killed_mid_way_resumes_without_repeating_a_r
     assert report.index("## Verdict") < report.index("## ", report.index("## Verdict") + 3)
     assert "95% interval" in report and (study / "plots" / "recipes.png").stat().st_size > 0
     assert plan["elapsed_minutes"] <= 6 * 1.15
+
+
+@pytest.mark.slow
+def test_a_study_on_a_small_validation_split_cross_validates_each_run_on_its_own_fold(tmp_path):
+    args = [
+        "data=digits",
+        "data.source.limit=150",
+        "study.cv_below=1000",  # digits' 270 validation images count as small here
+        "study.arms=[scratch,features_linear]",
+        "study.optimizers=[adam]",
+        "study.lr_grid.adam=[1e-3,1e-2]",
+        "study.seeds=3",
+        "study.max_seeds=3",
+        "study.epochs=[2]",
+        "study.min_steps=8",
+        "study.image_sizes=[32]",
+        "study.probe_batches=2",
+        "study.budget_minutes=8",
+        "batch_size=16",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "study.py"), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    study = next((tmp_path / "logs" / "study").iterdir())
+    plan = json.loads((study / "plan.json").read_text())
+    assert plan["settings"]["folds"] == 5 and plan["val_split"] == 270
+    runs = {p.parents[1].relative_to(study / "runs").as_posix(): OmegaConf.load(p)
+            for p in study.glob("runs/*/seed*/.hydra/config.yaml")}  # fmt: skip
+    lrs = ("0.001", "0.01")
+    cells = ("scratch-adam", "features_linear-adam")
+    assert {f"{c}/seed{s}-lr{lr}" for c in cells for s in range(3) for lr in lrs} == set(runs)
+    for cfg in runs.values():  # seed s validates on fold s of the pooled training images
+        assert cfg.data.fold == cfg.seed and cfg.data.folds == 5
+        assert cfg.data.source.val_fraction == 0 and cfg.data.source.limit == 150
+    mean = {}
+    for lr in lrs:
+        vals = [json.loads((study / "runs" / "scratch-adam" / f"seed{s}-lr{lr}" / "summary.json")
+                .read_text())["metrics"]["val/acc_best"] for s in range(3)]  # fmt: skip
+        mean[lr] = sum(vals) / 3
+    kept = next(c for c in plan["cells"] if c["id"] == "scratch-adam")["lr"]
+    assert kept == max(mean, key=mean.get)  # the lr with the best mean over three folds
+    report = (study / "report.md").read_text()
+    assert "Picked by 5-fold cross-validation" in report and "only 270 images" in report
+    assert "'data.fold=${seed}'" in report  # the reproduce line survives a shell

@@ -3,10 +3,11 @@ overrides each kind of arm runs with."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from hydra import compose
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from transferlab import arm_kinds, heads, input_size
 from transferlab.arm_kinds import ArmKind
@@ -70,3 +71,25 @@ def split_counts(cfg: DictConfig) -> Counts:
     source = instantiate(cfg.data.source)
     train, val, test = (len(s) for s in source.splits(int(cfg.seed)))
     return Counts(train, val, test, int(cfg.batch_size), len(source.classes))
+
+
+def cv_overrides(cfg: DictConfig, passed: list[str], folds: int) -> list[str]:
+    """A cross-validated study's runs: seed s trains on the other folds of the training
+    images and validates on fold s (data/folds.py); a carved validation split joins the
+    training images first (val_fraction 0), unless the user set its fraction."""
+    out = [f"data.folds={folds}", "data.fold=${seed}"]
+    return out + ["data.source.val_fraction=0"] * _pools_val(cfg, passed)
+
+
+def cv_counts(cfg: DictConfig, passed: list[str]) -> Counts:
+    """The split counts a cross-validated study runs on: its validation split pooled."""
+    if not _pools_val(cfg, passed):
+        return split_counts(cfg)
+    pooled = copy.deepcopy(cfg)
+    OmegaConf.update(pooled, "data.source.val_fraction", 0, merge=False)
+    return split_counts(pooled)
+
+
+def _pools_val(cfg: DictConfig, passed: list[str]) -> bool:
+    given = any(o.lstrip("+").startswith("data.source.val_fraction=") for o in passed)
+    return "val_fraction" in cfg.data.source and not given

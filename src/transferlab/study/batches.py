@@ -9,6 +9,7 @@ on a rerun (`+resume=<folder>`, runs/sweeps.py).
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,4 +90,6 @@ def command(cell: Cell, overrides: list[str], seeds: list[int], lr: str | None) 
         parts.append(f"lr={lr}")
     parts += [o for o in overrides if not o.startswith(("task_name=", "extras."))]
     parts.append(f"seed={','.join(map(str, seeds))}")
+    # quoted so that a shell leaves Hydra's interpolations (data.fold=${seed}) alone
+    parts = [shlex.quote(p) if "$" in p else p for p in parts]
     return " ".join(p for p in parts if p)

@@ -34,10 +34,12 @@ def fit(
     counts: Counts,
     sizes: tuple[int | None, ...],
     families: dict[str, str] | None = None,
+    folds: int | None = None,
 ) -> Settings:
     """The preferred settings whose estimate `seconds(settings)` fills at most FILL of the
     budget (`budget_s`: what is left of study.budget_minutes after the probe). `families`:
-    each arm's family (arm_kinds.FAMILIES); an arm not in it is a family of its own."""
+    each arm's family (arm_kinds.FAMILIES); an arm not in it is a family of its own.
+    `folds`: k of the cross-validation (plan.cv_folds): seed s runs fold s, so at most k."""
     epochs, images = list(candidates["epochs"]), list(candidates["image_sizes"]) or [None]
     cuts = [None, *[c for c in candidates["train_cuts"] if c < counts.train]]
     base = Settings(
@@ -47,7 +49,15 @@ def fit(
         int(candidates["seeds"]),
         tuple(sizes),
         min_steps=int(candidates.get("min_steps") or 0),
+        folds=folds,
     )
+    most_seeds = min(int(candidates["max_seeds"]), folds or int(candidates["max_seeds"]))
+    if folds and base.seeds > folds:
+        raise UserError(
+            f"study.seeds={base.seeds} is more than study.folds={folds}: with cross-validation "
+            "each seed's run validates on its own fold. Fix: study.folds="
+            f"{base.seeds} (or more), or study.seeds={folds}."
+        )
     target = FILL * budget_s
     ladder = _steps(base, epochs, images, cuts)
     settings = base
@@ -58,7 +68,7 @@ def fit(
             raise too_small(candidates, spent_s + seconds(settings) / FILL, settings)
         settings = cheaper
     settings = _given_back(settings, base, epochs, images, cuts, lambda s: seconds(s) <= target)
-    while settings.seeds < int(candidates["max_seeds"]):
+    while settings.seeds < most_seeds:
         more = replace(settings, seeds=settings.seeds + 1)
         if seconds(more) > target:
             break

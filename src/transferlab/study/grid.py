@@ -1,8 +1,9 @@
 """Which runs go into which `train.py -m` process, and the lr each cell keeps.
 
-Seed 0 of every cell (the lr grid with it) runs first, then the other seeds; the cheap kinds
-first, so a budget that runs out costs the fewest cells their seeds. Cells that share their
-seeds, schedule, image size and lrs share a process, across training-set sizes too.
+Seed 0 of every cell (the lr grid with it; with cross-validation seeds 0-2, a fold each)
+runs first, then the other seeds; the cheap kinds first, so a budget that runs out costs
+the fewest cells their seeds. Cells that share their seeds, schedule, image size and lrs
+share a process, across training-set sizes too.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def batches(
     for kind in arm_kinds.KINDS.values():  # the table's order: cheapest first
         by: dict[tuple, list[Cell]] = {}
         for cell in (c for c in cells if c.arm.kind == kind):
-            seeds = (0,) if first else tuple(range(1, settings.seeds_at(cell.size)))
+            firsts = settings.lr_seeds_at(cell.size)  # 1, or LR_FOLDS folds with CV
+            seeds = tuple(range(firsts) if first else range(firsts, settings.seeds_at(cell.size)))
             lr = None
             if grid and kind.needs_optimizer:
                 # The first seed tries the optimizer's grid; later, each cell's picked lr.
@@ -88,16 +90,22 @@ def as_lr(value) -> str:
 
 
 def pick_lrs(plan: StudyPlan, cells: list[Cell], study: Path, spec) -> None:
-    """With study.lr=grid: each cell keeps the lr whose first-seed run scored best on val."""
+    """With study.lr=grid: each cell keeps the lr whose first-seed runs scored best on val
+    (with cross-validation: the mean over the folds those seeds held out)."""
     if spec.lr != "grid":
         return
+    settings = plan.typed_settings()
     for cell in cells:
         if not cell.arm.kind.needs_optimizer:
             continue
         scores = {}
-        for lr in lr_candidates(spec, cell.optimizer, plan.typed_settings()):
-            summary = summary_of(study / "runs" / cell.id / job_name(0, lr)) or {}
-            if summary.get("status") == "completed":
-                scores[lr] = summary["metrics"].get("val/acc_best", 0.0)
+        for lr in lr_candidates(spec, cell.optimizer, settings):
+            found = []
+            for seed in range(settings.lr_seeds_at(cell.size)):
+                summary = summary_of(study / "runs" / cell.id / job_name(seed, lr)) or {}
+                if summary.get("status") == "completed":
+                    found.append(summary["metrics"].get("val/acc_best", 0.0))
+            if found:
+                scores[lr] = sum(found) / len(found)
         if scores:
             plan.cell(cell.id).lr = max(scores, key=scores.get)

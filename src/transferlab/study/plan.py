@@ -23,6 +23,9 @@ EVAL_SHARE = 1 / 2
 # enough for runs/convergence.py's last-quarter rule and early stopping, without paying a
 # full validation pass for every 2-batch epoch of a 100-image run.
 VALIDATIONS = 10
+# With cross-validation (study.folds), each lr of the grid is tried on this many folds and
+# kept on their mean: one fold of a small set is as noisy as the validation split it replaces.
+LR_FOLDS = 3
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,16 @@ class Settings:
     arms_dropped: tuple[str, ...] = ()
     # study.lr=grid: each optimizer's grid narrowed to its middle value, to fit the budget
     one_lr: bool = False
+    # k of a k-fold cross-validation on the training images (cv_folds): run with seed s
+    # validates on fold s; None: the validation split picks
+    folds: int | None = None
 
     def seeds_at(self, size: int | None) -> int:
         return 1 if size in self.few_seed_sizes else self.seeds
+
+    def lr_seeds_at(self, size: int | None) -> int:
+        """Seeds of the first phase, where the lr grid is tried: one, or LR_FOLDS folds."""
+        return min(LR_FOLDS, self.seeds_at(size)) if self.folds else 1
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,16 @@ class Cell:
         return "-".join(p for p in parts if p)
 
 
+def cv_folds(spec, counts: Counts) -> int | None:
+    """k when lr and winner are picked by k-fold cross-validation on the training images:
+    `study.folds` is set and the validation split holds fewer than `study.cv_below` images
+    (picking among recipes a few points apart on 15 images is picking noise)."""
+    k = spec.get("folds")
+    if not k or counts.val >= int(spec.get("cv_below") or 0):
+        return None
+    return int(k)
+
+
 def cells(arms: list[Arm], optimizers: list[str], sizes: tuple[int | None, ...]) -> list[Cell]:
     out = []
     for size in sizes:
@@ -136,6 +156,19 @@ def planned(arms: list[Arm], optimizers: list[str], settings: Settings) -> list[
 
 
 def train_images(cell: Cell, settings: Settings, counts: Counts) -> int:
+    """Images a run trains on: with cross-validation, the cell's images less its fold."""
+    n = _images(cell, settings, counts)
+    return n - math.ceil(n / settings.folds) if settings.folds else n
+
+
+def val_images(cell: Cell, settings: Settings, counts: Counts) -> int:
+    """Images a run validates on: the validation split, or its fold of the cell's images."""
+    if not settings.folds:
+        return counts.val
+    return math.ceil(_images(cell, settings, counts) / settings.folds)
+
+
+def _images(cell: Cell, settings: Settings, counts: Counts) -> int:
     limit = cell.size if cell.size is not None else settings.train_cut
     return counts.train if limit is None else min(limit, counts.train)
 
@@ -169,12 +202,13 @@ def job_seconds(
     batch_s, per_image = cost.at(cell.arm.size_at(settings.image_size))
     bs = counts.batch_size
     # Frozen-feature arms pay one feature pass over every image (the probe timed one).
-    features = per_image * (n_train + counts.val + counts.test)
+    n_val = val_images(cell, settings, counts)
+    features = per_image * (n_train + n_val + counts.test)
     if not cell.arm.kind.needs_optimizer:  # scikit-learn fits the head once: no epochs
         return cost.job_s + features
     plan = schedule(cell, settings, counts)
     validations = math.ceil(plan.epochs / plan.val_every)
-    evals = EVAL_SHARE * batches(counts.val / bs) * validations
+    evals = EVAL_SHARE * batches(n_val / bs) * validations
     test = EVAL_SHARE * batches(counts.test / bs)
     steps = plan.epochs * batches(n_train / bs) + evals + test + lr_batches
     return cost.job_s + features + steps * batch_s
@@ -190,7 +224,7 @@ def estimate(
     lr_batches: int = 0,
     grid: int = 1,
 ) -> float:
-    """Seconds for the whole grid: every cell x its seeds (x the lr grid at the first seed),
+    """Seconds for the whole grid: every cell x its seeds (x the lr grid at the first seeds),
     plus each process's start and each arm's warm-up in the processes it runs in."""
     total = process_s * processes
     # A cell runs in one process at its first seed and one for the rest (an upper bound:
@@ -199,7 +233,7 @@ def estimate(
     for cell in plan_cells:
         runs = settings.seeds_at(cell.size)
         if cell.arm.kind.needs_optimizer:
-            runs += grid - 1  # the extra lrs tried at the first seed
+            runs += (grid - 1) * settings.lr_seeds_at(cell.size)  # the grid's other lrs
         lr = lr_batches if cell.arm.kind.needs_optimizer else 0
         total += runs * job_seconds(cell, costs[cell.arm.name], settings, counts, lr)
     return total

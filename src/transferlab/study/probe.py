@@ -143,7 +143,7 @@ def _train_log(folder: Path) -> str:
 
 
 def fitted(
-    cfg, study: Path, arms, counts, overrides, clock, report_s: float
+    cfg, study: Path, arms, counts, overrides, clock, report_s: float, folds: int | None = None
 ) -> tuple[Settings, float]:
     """Probe every arm, then the settings whose estimate fits what is left of the budget."""
     spec = cfg.study
@@ -193,5 +193,5 @@ def fitted(
 
     families = {arm.name: arm.family for arm in arms}
     candidates = OmegaConf.to_container(spec)
-    settings = budget.fit(candidates, budget_left, seconds, counts, sizes, families)
+    settings = budget.fit(candidates, budget_left, seconds, counts, sizes, families, folds)
     return settings, seconds(settings) + clock.elapsed_s()

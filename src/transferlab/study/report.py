@@ -17,6 +17,7 @@ from pathlib import Path
 from transferlab.atomic import atomic_write_text
 from transferlab.errors import UserError
 from transferlab.study import verdict as v
+from transferlab.study.plan import LR_FOLDS
 from transferlab.study.sections import (
     acc_interval,
     duration,
@@ -104,6 +105,8 @@ def verdict_section(
             "",
         ]
     lines += [_verdict(found), ""]
+    if folds := (plan.get("settings") or {}).get("folds"):
+        lines += [_cross_validated(folds, plan.get("val_split")), ""]
     if caveat := _training_length(found):
         lines += [caveat, ""]
     if len({r.cell.get("size") for r in results}) > 1 and top:
@@ -116,6 +119,18 @@ def verdict_section(
     if failures:
         lines += ["", "### Failed runs", "", *failures]
     return "\n".join(lines)
+
+
+def _cross_validated(folds: int, val_split: int | None) -> str:
+    held = f"only {val_split:,} images" if val_split is not None else "too few images"
+    return (
+        f"**Picked by {folds}-fold cross-validation.** The validation split held {held} "
+        "(under `study.cv_below`), so its images joined the training images and each run "
+        "validated on its own fold of them: the run of seed s trained on the other "
+        f"{folds - 1} folds. Each lr was kept on its mean over {LR_FOLDS} folds and each "
+        'recipe ranked on the mean over all its folds ("val acc" below); the test split was '
+        "read once per run, for the numbers reported."
+    )
 
 
 def _verdict(found: list[CellResult]) -> str:

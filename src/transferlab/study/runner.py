@@ -24,7 +24,14 @@ from omegaconf import DictConfig
 from transferlab import arm_kinds
 from transferlab.study import grid
 from transferlab.study import plan as planning
-from transferlab.study.arms import arm_of, backbone_of, base_overrides, split_counts
+from transferlab.study.arms import (
+    arm_of,
+    backbone_of,
+    base_overrides,
+    cv_counts,
+    cv_overrides,
+    split_counts,
+)
 from transferlab.study.batches import TRAIN_COMMAND, Batch, command, completed, summary_of
 from transferlab.study.plan import Cell, Settings
 from transferlab.study.probe import fitted
@@ -51,11 +58,19 @@ def main(cfg: DictConfig) -> None:
     overrides = {k: base_overrides(k, passed, backbone) for k in arm_kinds.KINDS.values()}
     if plan is None:
         counts = split_counts(cfg)
-        settings, estimate_s = fitted(cfg, study, arms, counts, overrides, clock, REPORT_S)
+        # A small validation split: lr and winner by k-fold cross-validation instead.
+        if folds := planning.cv_folds(spec, counts):
+            val_split, counts = counts.val, cv_counts(cfg, passed)
+            log.info("Validation holds %d images: picking by %d-fold CV.", val_split, folds)
+        settings, estimate_s = fitted(cfg, study, arms, counts, overrides, clock, REPORT_S, folds)
         plan = _new_plan(cfg, backbone, arms, settings, counts, estimate_s)
+        plan.val_split = val_split if folds else None
     else:
         log.info("Resuming the study in %s: completed runs are kept.", study)
     settings, counts = plan.typed_settings(), plan.typed_counts()
+    if settings.folds:
+        extra = cv_overrides(cfg, passed, settings.folds)
+        overrides = {k: [*o, *extra] for k, o in overrides.items()}
     cells = planning.planned(arms, list(spec.optimizers), settings)
     for cell in cells:  # the plan, before anything runs: what each run will get
         steps = planning.schedule(cell, settings, counts)

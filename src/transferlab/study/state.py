@@ -51,6 +51,7 @@ class StudyPlan:
     cuts: list[str] = field(default_factory=list)
     elapsed_minutes: float | None = None
     elapsed_so_far: float | None = None  # minutes, at the last save: a resume goes on from it
+    val_split: int | None = None  # with cross-validation: the validation split it replaced
     cells: list[CellState] = field(default_factory=list)
 
     @classmethod
@@ -69,6 +70,7 @@ class StudyPlan:
                 "optimizers_dropped": list(s.optimizers_dropped),
                 "arms_dropped": list(s.arms_dropped),
                 "one_lr": s.one_lr,
+                "folds": s.folds,
             },
             counts={
                 "train": counts.train,
@@ -114,6 +116,7 @@ class StudyPlan:
             optimizers_dropped=tuple(s.get("optimizers_dropped", ())),
             arms_dropped=tuple(s.get("arms_dropped", ())),
             one_lr=bool(s.get("one_lr", False)),
+            folds=s.get("folds"),
         )
 
     def typed_counts(self) -> Counts:
