@@ -314,6 +314,40 @@ def test_a_cross_validated_study_pools_a_carved_validation_split_unless_the_user
     assert cv_counts(cfg, given) == before and cfg.data.source.val_fraction == 0.15
 
 
+def test_gradual_unfreezing_is_probed_where_its_schedule_ends_in_a_probe_of_its_own():
+    """Its first two epochs train the head alone: timed there, the planner had priced it at
+    a third of what its runs cost (a 10-minute digits study ran 4% over its budget)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.test_arm_kinds import BACKBONE, TINY
+    from transferlab.config_dirs import CONF_DIR
+    from transferlab.finetune.gradual import GradualUnfreezing
+    from transferlab.study.arms import arm_of
+    from transferlab.study.probe import probe_groups
+
+    keys = ("freeze_epochs", "unfreeze_every", "groups_per_step")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        gradual = arm_of("gradual", TINY, BACKBONE)
+        for extra, trained in (((), 0), (gradual.probe, 9)):
+            cfg = compose("train", overrides=["arm=gradual", *extra])
+            unfreezing = GradualUnfreezing(**{k: cfg.mode[k] for k in keys})
+            assert unfreezing.groups_at(0, 9) == trained  # epoch 0: the head alone, or all 9
+        assert arm_of("finetune", TINY, BACKBONE).probe == ()
+    GlobalHydra.instance().clear()
+    arms = [*ARMS, gradual]
+    sides = {k: [k.name] for k in KINDS.values()}
+    groups = probe_groups(arms, sides, {a.name: [64] for a in arms})
+    assert [[a.name for a in g.arms] for g in groups] == [
+        ["scratch"],
+        ["finetune"],
+        ["svm"],
+        ["gradual"],  # not in finetune's process: its overrides are its own
+    ]
+    assert groups[-1].overrides == ["trained", *gradual.probe]
+
+
 def test_a_batch_puts_seeds_first_so_every_cell_gets_seed_0_before_any_seed_1(tmp_path):
     cells = planning.cells(ARMS[1:2], ["adam", "sgd"], (100, 300))
     batch = Batch("b", cells, [1, 2], ["data=digits"])

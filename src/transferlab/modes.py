@@ -31,6 +31,10 @@ class Mode:
     prefix_cache: bool = False
     # Groups unfreeze during the run (a callback), so no prefix stays frozen throughout.
     unfreezes_during_run: bool = False
+    # Overrides that start a run where its schedule ends, every group training: the study's
+    # probe times that, since most of a run's steps train there (a probe of its first two
+    # epochs timed the head alone and priced gradual unfreezing at a third of its cost).
+    probe_at_end: tuple[str, ...] = ()
     # A frozen teacher (distill.*) adds its softened logits to the training loss.
     teacher: bool = False
     # Callbacks the mode adds, "module:Class", built from the mode node's other keys.
@@ -58,6 +62,7 @@ MODES = {
             trains="none",
             weights="required",
             unfreezes_during_run=True,
+            probe_at_end=("mode.freeze_epochs=0", "mode.groups_per_step=1000"),
             callbacks=("transferlab.finetune.gradual:GradualUnfreezing",),
         ),
         Mode("distill", trains="all", weights="optional", teacher=True),

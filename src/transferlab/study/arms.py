@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab import arm_kinds, heads, input_size
+from transferlab import arm_kinds, heads, input_size, modes
 from transferlab.arm_kinds import ArmKind
 from transferlab.checks.commands import validate_train
 from transferlab.config_dirs import CONF_DIR
@@ -35,7 +35,8 @@ def arm_of(name: str, overrides: list[str], backbone: str) -> Arm:
         )
     validate_train(cfg)
     size = input_size.resolve(cfg).pixels
-    return Arm(name, str(cfg.arm.label), kind, size, family=str(cfg.arm.family))
+    probe = modes.get(cfg.mode.name).probe_at_end
+    return Arm(name, str(cfg.arm.label), kind, size, family=str(cfg.arm.family), probe=probe)
 
 
 def _composed(name: str, overrides: list[str], *after: str) -> DictConfig:

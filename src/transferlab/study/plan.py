@@ -35,6 +35,7 @@ class Arm:
     kind: ArmKind  # its row of arm_kinds.KINDS, as its conf/arm YAML declares
     own_size: int | None = None  # the side it reads as configured (None: left to the network)
     family: str = "scratch"  # its row of arm_kinds.FAMILIES, as its YAML declares
+    probe: tuple[str, ...] = ()  # overrides its timed probe adds (modes.Mode.probe_at_end)
 
     def size_at(self, image_size: int | None) -> int | None:
         """The side this arm runs at in a study at `image_size`: never above its own, since

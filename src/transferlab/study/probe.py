@@ -54,6 +54,16 @@ def probe_cut(images: int, counts: Counts) -> list[str]:
     )
 
 
+def probe_groups(arms: list[Arm], overrides: dict, ends: dict) -> list[Group]:
+    """One probe process per set of overrides and image size: arms of a kind share it,
+    unless an arm's own probe overrides (gradual unfreezing at its end) set it apart."""
+    by: dict[tuple, list[Arm]] = {}
+    for arm in arms:
+        for px in dict.fromkeys(ends[arm.name]):
+            by.setdefault(((*overrides[arm.kind], *arm.probe), px), []).append(arm)
+    return [Group(group, list(base), px) for (base, px), group in by.items()]
+
+
 def probe_argv(group: Group, batches: int, study: Path, cut: list[str] = ()) -> list[str]:
     size = [f"data.image_size={group.image_size}"] if group.image_size else []
     return [
@@ -150,11 +160,7 @@ def fitted(
     pixels = [int(s) for s in spec.image_sizes] or [None]
     # Each arm at both ends of the candidate sizes (capped at its own): Cost.at interpolates.
     ends = {arm.name: [arm.size_at(pixels[0]), arm.size_at(pixels[-1])] for arm in arms}
-    by: dict[tuple, list[Arm]] = {}  # arms that start from the same overrides share a probe
-    for arm in arms:
-        for px in dict.fromkeys(ends[arm.name]):
-            by.setdefault((tuple(overrides[arm.kind]), px), []).append(arm)
-    groups = [Group(group, list(base), px) for (base, px), group in by.items()]
+    groups = probe_groups(arms, overrides, ends)
     log.info("Probing %d arms with %d batches each...", len(arms), spec.probe_batches)
     # Enough images for the probe's batches: a frozen-feature arm would otherwise pass the
     # whole set through its backbone (70,000 MNIST images) to time a few batches.
