@@ -84,10 +84,16 @@ def agreement(short: Verdict, long: Verdict) -> str:
         return _compared(short, long)
     names = [long.winner, *tied]  # labels hold commas ("fine-tune, adam"): ";" between 3+
     listed = " and ".join(names) if len(names) == 2 else f"{'; '.join(names[:-1])}; and {names[-1]}"
-    return (
+    text = (
         f"{_compared(short, long)} The long study itself found no clear winner: the test "
         f"intervals of {listed} overlap."
     )
+    if short.winner != long.winner and short.winner in tied:
+        text += (
+            f" The short study's pick, {short.winner}, is one of them: on the long study's "
+            "evidence it is as good an answer."
+        )
+    return text
 
 
 def _compared(short: Verdict, long: Verdict) -> str:

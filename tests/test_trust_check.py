@@ -74,3 +74,17 @@ def test_the_section_lists_both_studies_with_wall_times_the_page_adds_up(tmp_pat
     assert "- 10-minute study: `python study.py data=digits # s` — 570 s wall" in text
     assert "- 60-minute study: `python study.py data=digits # l` — 3300 s wall" in text
     assert results_page.wall_seconds([text]) == 570 + 3300
+
+
+def test_a_short_pick_the_long_study_cannot_separate_from_its_winner_is_said_to_be_as_good(
+    tmp_path,
+):
+    short, long = verdict(tmp_path, "s", CLEAR_SVM), verdict(tmp_path, "l", HEDGED_FT)
+    assert long.winner == "fine-tune, adam" and "frozen features + SVM" in long.tied
+    sentence = trust_check.agreement(short, long)
+    assert sentence.startswith("**They disagree, and the short study did not warn**")
+    assert sentence.endswith(
+        "The short study's pick, frozen features + SVM, is one of them: on the long study's "
+        "evidence it is as good an answer."
+    )
+    assert "is one of them" not in trust_check.agreement(long, long)  # same winner: no need
