@@ -51,7 +51,8 @@ def fit(
         min_steps=int(candidates.get("min_steps") or 0),
         folds=folds,
     )
-    most_seeds = min(int(candidates["max_seeds"]), folds or int(candidates["max_seeds"]))
+    most_seeds = int(candidates["max_seeds"])
+    most_seeds = min(most_seeds, folds) if folds else most_seeds
     if folds and base.seeds > folds:
         raise UserError(
             f"study.seeds={base.seeds} is more than study.folds={folds}: with cross-validation "

@@ -106,7 +106,8 @@ def verdict_section(
         ]
     lines += [_verdict(found), ""]
     if folds := (plan.get("settings") or {}).get("folds"):
-        lines += [_cross_validated(folds, plan.get("val_split")), ""]
+        pooled = (plan.get("counts") or {}).get("val") == 0  # arms.cv_counts pooled it
+        lines += [_cross_validated(folds, plan.get("val_split"), pooled), ""]
     if caveat := _training_length(found):
         lines += [caveat, ""]
     if len({r.cell.get("size") for r in results}) > 1 and top:
@@ -121,12 +122,13 @@ def verdict_section(
     return "\n".join(lines)
 
 
-def _cross_validated(folds: int, val_split: int | None) -> str:
+def _cross_validated(folds: int, val_split: int | None, pooled: bool) -> str:
     held = f"only {val_split:,} images" if val_split is not None else "too few images"
+    where = "its images joined the training images" if pooled else "it was left aside"
     return (
         f"**Picked by {folds}-fold cross-validation.** The validation split held {held} "
-        "(under `study.cv_below`), so its images joined the training images and each run "
-        "validated on its own fold of them: the run of seed s trained on the other "
+        f"(under `study.cv_below`), so {where} and each run validated on its own fold of "
+        "the training images: the run of seed s trained on the other "
         f"{folds - 1} folds. Each lr was kept on its mean over {LR_FOLDS} folds and each "
         'recipe ranked on the mean over all its folds ("val acc" below); the test split was '
         "read once per run, for the numbers reported."
