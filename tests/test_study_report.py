@@ -11,7 +11,7 @@ import pytest
 
 from transferlab.study.report import main, write_report
 from transferlab.study.state import job_name
-from transferlab.study.verdict import crossover, per_class, read_confusion
+from transferlab.study.verdict import crossover, leads, per_class, read_confusion
 
 CLASSES = ["0", "1", "2"]
 LABELS = {"finetune": "fine-tune", "features_svm": "frozen features + SVM", "scratch": "scratch"}
@@ -195,6 +195,42 @@ def test_crossover_ignores_sizes_without_results():
     assert "from about 320 images" in sentence  # between 100 and 1,000: 10 ** 2.5 = 316
 
 
+NAN = (math.nan, math.nan)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        # the means cross between 300 and 1,000, but only 3,000 separates the intervals
+        (
+            [(0.40, 0.50), (0.60, 0.70), (0.78, 0.86), (0.90, 0.94)],
+            [(0.55, 0.65), (0.62, 0.72), (0.76, 0.84), (0.80, 0.88)],
+            "By their test intervals, frozen features lead clearly at 100 images; their "
+            "intervals overlap at 300 to 1,000 images; fine-tuning leads clearly at 3,000 images.",
+        ),
+        (
+            [(0.5, 0.7)] * 4,
+            [(0.6, 0.8)] * 4,
+            "Their test intervals overlap at every size tried: where the means cross is within "
+            "the noise of these seeds.",
+        ),
+        # one seed at 3,000: no interval there, said rather than counted as a tie
+        (
+            [(0.5, 0.6), (0.7, 0.8), (0.85, 0.9), NAN],
+            [(0.7, 0.8), (0.7, 0.8), (0.6, 0.7), (0.9, 0.9)],
+            "frozen features lead clearly at 100 images; their intervals overlap at 300 images; "
+            "fine-tuning leads clearly at 1,000 images. No interval at 3,000 images (one seed).",
+        ),
+    ],
+)
+def test_leads_are_called_clear_only_where_the_test_intervals_part(a, b, expected):
+    assert expected in leads([100, 300, 1000, 3000], a, b)
+
+
+def test_leads_say_nothing_without_any_interval():
+    assert leads([100, 300], [NAN, NAN], [NAN, NAN]) == ""
+
+
 def test_per_class_accuracy_comes_from_the_confusion_matrix_rows(tmp_path):
     study = tmp_path / "study"
     cell = make_cell("finetune")
@@ -284,6 +320,8 @@ def test_data_efficiency_states_the_crossover_and_tabulates_each_size(tmp_path):
     page = write_report(sized_study(tmp_path)).read_text()
     efficiency = section(page, "Data efficiency")
     assert "Fine-tuning overtakes frozen features from about 550 images" in efficiency
+    assert "By their test intervals, frozen features lead clearly at 100" in efficiency
+    assert "fine-tuning leads clearly at 1,000 to 3,000 images" in efficiency
     assert "| recipe | 100 images | 300 images | 1,000 images | 3,000 images |" in efficiency
     assert "| fine-tune, adam | 50.0% [47.5, 52.5] | 70.0% [" in efficiency
     assert "largest training-set size tried (3,000 images)" in section(page, "Verdict")

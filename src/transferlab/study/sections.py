@@ -85,17 +85,24 @@ def efficiency_section(results: list[CellResult], plots: Path) -> str:
 
 def _crossover_sentence(results: list[CellResult]) -> str:
     tuned_arms, frozen_arms = v.finetune_arms(results), v.frozen_arms(results)
-    tuned = v.family_means(results, tuned_arms)
-    frozen = v.family_means(results, frozen_arms)
+    tuned = v.family_bests(results, tuned_arms)
+    frozen = v.family_bests(results, frozen_arms)
     if not tuned or not frozen:
         return "No crossover to state: the study needs a fine-tune and a frozen-features arm."
     both = [s for s in tuned if s in frozen]
+    images = [float(tuned[s].images) for s in both]
     sentence = v.crossover(
-        [tuned[s][0] for s in both], [tuned[s][1] for s in both], [frozen[s][1] for s in both]
+        images, [tuned[s].mean(v.TEST) for s in both], [frozen[s].mean(v.TEST) for s in both]
+    )
+    clear = v.leads(
+        images,
+        [acc_interval(tuned[s])[1:] for s in both],
+        [acc_interval(frozen[s])[1:] for s in both],
     )
     return (
-        f"{sentence} At each size the best of `{'`, `'.join(tuned_arms)}` is set against the "
-        f"best of `{'`, `'.join(frozen_arms)}`, each picked on validation."
+        f"{sentence} {clear + ' ' if clear else ''}At each size the best of "
+        f"`{'`, `'.join(tuned_arms)}` is set against the best of `{'`, `'.join(frozen_arms)}`, "
+        "each picked on validation."
     )
 
 

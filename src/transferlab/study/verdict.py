@@ -187,15 +187,13 @@ def best_by_val(results: Sequence[CellResult], arms: Sequence[str]) -> CellResul
     return found[0] if found else None
 
 
-def family_means(
-    results: Sequence[CellResult], arms: Sequence[str]
-) -> dict[int | None, tuple[float, float]]:
-    """Size -> (training images, test mean) of the family's best-by-val recipe at that size."""
+def family_bests(results: Sequence[CellResult], arms: Sequence[str]) -> dict:
+    """Size -> the family's best-by-val cell at that size (sizes with results only)."""
     out = {}
     for size in sorted({r.cell.get("size") for r in results}, key=size_order):
         best = best_by_val([r for r in results if r.cell.get("size") == size], arms)
         if best is not None and best.images:
-            out[size] = (float(best.images), best.mean(TEST))
+            out[size] = best
     return out
 
 
@@ -249,6 +247,47 @@ def crossover(sizes: Sequence[float], a_means: Sequence[float], b_means: Sequenc
     t = d0 / (d0 - d1)  # d0 <= 0 < d1, so t lies in [0, 1)
     n = math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
     return f"Fine-tuning overtakes frozen features from about {_count(float(f'{n:.2g}'))} images."
+
+
+def leads(
+    sizes: Sequence[float],
+    a: Sequence[tuple[float, float]],
+    b: Sequence[tuple[float, float]],
+) -> str:
+    """Where fine-tuning (a) or frozen features (b) leads clearly, as one sentence.
+
+    A lead is clear where the two test intervals (low, high) do not overlap; the crossover
+    of the means alone can sit where the seeds cannot tell the two apart. Sizes without an
+    interval on both sides (one seed) are named as such; '' when no size has one.
+    """
+    states, lone = [], []
+    for size, (a_low, a_high), (b_low, b_high) in sorted(zip(sizes, a, b, strict=True)):
+        if any(math.isnan(x) for x in (a_low, a_high, b_low, b_high)):
+            lone.append(_count(size))
+            continue
+        state = "a" if a_low > b_high else "b" if b_low > a_high else "tie"
+        if states and states[-1][0] == state:
+            states[-1][2] = size
+        else:
+            states.append([state, size, size])
+    if not states:
+        return ""
+    unsure = f" No interval at {', '.join(lone)} images (one seed)." if lone else ""
+    if all(state == "tie" for state, _, _ in states):
+        return (
+            "Their test intervals overlap at every size tried: where the means cross is "
+            f"within the noise of these seeds.{unsure}"
+        )
+    words = {
+        "a": "fine-tuning leads clearly",
+        "b": "frozen features lead clearly",
+        "tie": "their intervals overlap",
+    }
+    parts = [
+        f"{words[state]} at {_count(lo)}{f' to {_count(hi)}' if hi != lo else ''} images"
+        for state, lo, hi in states
+    ]
+    return f"By their test intervals, {'; '.join(parts)}.{unsure}"
 
 
 def _count(n: float) -> str:
