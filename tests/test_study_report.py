@@ -126,6 +126,8 @@ def test_cells_still_learning_are_marked_and_the_verdict_warns_of_training_lengt
     assert "Training length" not in page  # runs that do not say are not accused
     steps = section(write_report(tmp_path).read_text(), "Training per cell")
     assert "| fine-tune, adam | 1,000 | 120 | 120 | 2 of 3 still learning |" in steps
+    # its feature pass's batches are not optimizer steps: no count that reads below min_steps
+    assert "| frozen features + SVM | 1,000 | — | one fit | — |" in steps
 
 
 def test_a_cut_training_set_is_named_in_the_verdicts_first_line(tmp_path):

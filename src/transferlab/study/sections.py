@@ -111,6 +111,9 @@ def steps_section(results: list[CellResult]) -> str:
     rows = []
     for r in results:
         planned = r.cell.get("steps")
+        if not r.cell.get("optimizer"):  # a scikit-learn head on frozen features: one fit
+            rows.append(f"| {r.label} | {size_text(r)} | — | one fit | — |")
+            continue
         learning = f"{r.still_learning} of {len(r.done)} still learning" if r.still_learning else ""
         judged = [run.summary.get("converged") for run in r.done]
         state = learning or ("yes" if judged and all(judged) else "—" if not r.done else "?")
@@ -124,7 +127,8 @@ def steps_section(results: list[CellResult]) -> str:
             "",
             "Every trained run gets at least study.min_steps optimizer steps, or stops earlier "
             "when early stopping on validation says it converged. Converged: validation accuracy "
-            "no longer improving over the last quarter of the run; ? = too few validations.",
+            "no longer improving over the last quarter of the run; ? = too few validations. "
+            "A scikit-learn head on frozen features is fitted once, with no steps.",
             "",
             "| recipe | training images | steps planned | steps run (median) | converged |",
             "|---|---|---|---|---|",
