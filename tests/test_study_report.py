@@ -221,7 +221,8 @@ NAN = (math.nan, math.nan)
             [(0.5, 0.6), (0.7, 0.8), (0.85, 0.9), NAN],
             [(0.7, 0.8), (0.7, 0.8), (0.6, 0.7), (0.9, 0.9)],
             "frozen features lead clearly at 100 images; their intervals overlap at 300 images; "
-            "fine-tuning leads clearly at 1,000 images. No interval at 3,000 images (one seed).",
+            "fine-tuning leads clearly at 1,000 images. No interval at 3,000 images (fewer "
+            "than two seeds).",
         ),
     ],
 )

@@ -258,7 +258,7 @@ def leads(
 
     A lead is clear where the two test intervals (low, high) do not overlap; the crossover
     of the means alone can sit where the seeds cannot tell the two apart. Sizes without an
-    interval on both sides (one seed) are named as such; '' when no size has one.
+    interval on both sides (fewer than two seeds) are named as such; '' when no size has one.
     """
     states, lone = [], []
     for size, (a_low, a_high), (b_low, b_high) in sorted(zip(sizes, a, b, strict=True)):
@@ -272,7 +272,7 @@ def leads(
             states.append([state, size, size])
     if not states:
         return ""
-    unsure = f" No interval at {', '.join(lone)} images (one seed)." if lone else ""
+    unsure = f" No interval at {', '.join(lone)} images (fewer than two seeds)." if lone else ""
     if all(state == "tie" for state, _, _ in states):
         return (
             "Their test intervals overlap at every size tried: where the means cross is "
