@@ -172,13 +172,16 @@ def contenders(results: Sequence[CellResult]) -> list[CellResult]:
 
 def separation(winner: CellResult, runner_up: CellResult) -> str:
     """'clear', 'overlap', 'reversed' (runner-up's test interval above) or 'no interval'."""
-    _, _, w_low, w_high = winner.stat(TEST)
-    _, _, r_low, r_high = runner_up.stat(TEST)
-    if any(math.isnan(v) for v in (w_low, w_high, r_low, r_high)):
-        return "no interval"
-    if w_low > r_high:
-        return "clear"
-    return "reversed" if r_low > w_high else "overlap"
+    side = apart(winner.stat(TEST)[2:], runner_up.stat(TEST)[2:])
+    return {"a": "clear", "b": "reversed", "tie": "overlap", None: "no interval"}[side]
+
+
+def apart(a: tuple[float, float], b: tuple[float, float]) -> str | None:
+    """'a' or 'b' where that side's (low, high) interval lies wholly above the other's,
+    'tie' where they overlap, None without both intervals: the one rule for a clear lead."""
+    if any(math.isnan(x) for x in (*a, *b)):
+        return None
+    return "a" if a[0] > b[1] else "b" if b[0] > a[1] else "tie"
 
 
 def best_by_val(results: Sequence[CellResult], arms: Sequence[str]) -> CellResult | None:
@@ -261,11 +264,11 @@ def leads(
     interval on both sides (fewer than two seeds) are named as such; '' when no size has one.
     """
     states, lone = [], []
-    for size, (a_low, a_high), (b_low, b_high) in sorted(zip(sizes, a, b, strict=True)):
-        if any(math.isnan(x) for x in (a_low, a_high, b_low, b_high)):
+    for size, a_interval, b_interval in sorted(zip(sizes, a, b, strict=True)):
+        state = apart(a_interval, b_interval)
+        if state is None:
             lone.append(_count(size))
             continue
-        state = "a" if a_low > b_high else "b" if b_low > a_high else "tie"
         if states and states[-1][0] == state:
             states[-1][2] = size
         else:
